@@ -1,0 +1,1 @@
+//! The deepstream host: config, plugin loader, protocol core and handlers.
