@@ -1,1 +1,2 @@
 //! The deepstream host: config, plugin loader, protocol core and handlers.
+pub mod protocol;
