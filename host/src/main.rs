@@ -1,1 +1,237 @@
-fn main() {}
+//! `deepstream`: start the server, validate a config, inspect or install plugin libraries.
+
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
+
+use clap::{Args, Parser, Subcommand};
+use deepstream::{
+    config::{Config, LogLevel, Overrides},
+    plugin::{Loader, slot_list},
+    server::Server,
+};
+
+#[derive(Parser)]
+#[command(name = "deepstream", version, about = "A deepstream.io-compatible realtime server with plugin libraries")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the server.
+    Start(StartArgs),
+    /// Check a config file (and the plugin libraries it names) without starting.
+    Validate(StartArgs),
+    /// Show the plugin libraries in directories or files, or install one.
+    Plugins(PluginsArgs),
+}
+
+#[derive(Args)]
+struct StartArgs {
+    /// Config file (default: the standard locations, see README).
+    #[arg(short = 'c', long = "config")]
+    config: Option<PathBuf>,
+    /// Directory plugin libraries are looked up in.
+    #[arg(short = 'l', long = "lib-dir")]
+    lib_dir: Option<PathBuf>,
+    /// Overrides httpServer.options.host.
+    #[arg(long)]
+    host: Option<String>,
+    /// Overrides httpServer.options.port.
+    #[arg(long, value_parser = Overrides::parse_port)]
+    port: Option<u16>,
+    /// DEBUG, INFO, WARN, ERROR or OFF.
+    #[arg(long = "log-level", value_parser = LogLevel::parse_cli)]
+    log_level: Option<LogLevel>,
+    /// Colour log lines (true/false).
+    #[arg(long, value_parser = Overrides::parse_colors)]
+    colors: Option<bool>,
+    /// Accept every login.
+    #[arg(long = "disable-auth")]
+    disable_auth: bool,
+    /// Allow every action.
+    #[arg(long = "disable-permissions")]
+    disable_permissions: bool,
+    /// This server's name in a cluster.
+    #[arg(long = "server-name")]
+    server_name: Option<String>,
+}
+
+impl StartArgs {
+    fn overrides(&self) -> Overrides {
+        Overrides {
+            lib_dir: self.lib_dir.clone(),
+            host: self.host.clone(),
+            port: self.port,
+            log_level: self.log_level,
+            colors: self.colors,
+            disable_auth: self.disable_auth,
+            disable_permissions: self.disable_permissions,
+            server_name: self.server_name.clone(),
+        }
+    }
+}
+
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct PluginsArgs {
+    #[command(subcommand)]
+    action: Option<PluginsAction>,
+    /// Library files, or directories whose libraries to list.
+    paths: Vec<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum PluginsAction {
+    /// Place a library in a directory atomically (temp file + rename), after checking it loads.
+    Install {
+        /// The library file to install.
+        file: PathBuf,
+        /// The directory to install into (the server's libDir).
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    deepstream::logging::init();
+    let result = match cli.command {
+        Command::Start(args) => start(&args),
+        Command::Validate(args) => validate(&args),
+        Command::Plugins(PluginsArgs { action: Some(PluginsAction::Install { file, dir }), .. }) => {
+            install(&file, &dir)
+        }
+        Command::Plugins(PluginsArgs { action: None, paths }) => list_plugins(&paths),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("deepstream: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load(args: &StartArgs) -> Result<Config, String> {
+    Config::load(args.config.as_deref(), &args.overrides()).map_err(|error| error.to_string())
+}
+
+fn validate(args: &StartArgs) -> Result<(), String> {
+    let config = load(args)?;
+    Server::new(config).map_err(|error| error.to_string())?;
+    println!("configuration is valid");
+    Ok(())
+}
+
+fn start(args: &StartArgs) -> Result<(), String> {
+    let config = load(args)?;
+    let runtime = tokio::runtime::Runtime::new().map_err(|error| format!("cannot start the runtime: {error}"))?;
+    runtime.block_on(async {
+        let server = Server::new(config).map_err(|error| error.to_string())?;
+        tracing::info!(event = "INFO", "server name: {}", server.config.server_name);
+        tracing::info!(event = "INFO", "deepstream version: {}", env!("CARGO_PKG_VERSION"));
+        if let Some(file) = &server.config.config_file {
+            tracing::info!(event = "INFO", "configuration file loaded from {}", file.display());
+        }
+        if let Some(dir) = &server.config.lib_dir {
+            tracing::info!(event = "INFO", "library directory set to: {}", dir.display());
+        }
+        if let Err(error) = server.start_services().await {
+            server.shutdown().await;
+            return Err(error);
+        }
+        let listener = match deepstream::http::bind(&server).await {
+            Ok(listener) => listener,
+            Err(error) => {
+                server.shutdown().await;
+                return Err(error);
+            }
+        };
+        let accept = tokio::spawn(deepstream::http::serve(server.clone(), listener));
+        tracing::info!(event = "INFO", "Deepstream started");
+        wait_for_signal().await;
+        tracing::info!(event = "INFO", "shutting down");
+        server.shutdown().await;
+        let _ = accept.await;
+        Ok(())
+    })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = terminate.recv() => {},
+    }
+}
+
+/// The library files of a directory, or the file itself.
+fn library_files(path: &Path) -> Vec<PathBuf> {
+    if !path.is_dir() {
+        return vec![path.to_path_buf()];
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|file| file.to_string_lossy().ends_with(std::env::consts::DLL_SUFFIX))
+        .collect();
+    files.sort();
+    files
+}
+
+fn list_plugins(paths: &[PathBuf]) -> Result<(), String> {
+    let paths = if paths.is_empty() { vec![PathBuf::from(".")] } else { paths.to_vec() };
+    let mut loader = Loader::new("plugins".into());
+    let mut failures = 0;
+    println!("{:<44} {:<28} {:<9} {:<4} slots", "file", "name", "version", "api");
+    for file in paths.iter().flat_map(|path| library_files(path)) {
+        match loader.load(&file) {
+            Ok(library) => println!(
+                "{:<44} {:<28} {:<9} {:<4} {}",
+                file.display(),
+                library.name(),
+                library.version(),
+                library.module.api_version(),
+                slot_list(library.module.slots())
+            ),
+            Err(error) => {
+                failures += 1;
+                println!("{error}");
+            }
+        }
+    }
+    if failures == 0 { Ok(()) } else { Err(format!("{failures} file(s) could not be loaded")) }
+}
+
+/// Checks the library, then writes it next to its destination and renames it into place:
+/// overwriting a library a running server has mapped would crash that server.
+fn install(file: &Path, dir: &Path) -> Result<(), String> {
+    let library = Loader::new("install".into()).load(file).map_err(|error| error.to_string())?;
+    let name = file.file_name().ok_or_else(|| format!("{}: not a file", file.display()))?;
+    let target = dir.join(name);
+    let temporary = dir.join(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
+    let copy = || -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        std::fs::copy(file, &temporary)?;
+        std::fs::File::open(&temporary)?.sync_all()?;
+        std::fs::rename(&temporary, &target)
+    };
+    copy().map_err(|error| {
+        let _ = std::fs::remove_file(&temporary);
+        format!("cannot install {} into {}: {error}", file.display(), dir.display())
+    })?;
+    println!(
+        "installed {} {} at {} — restart the server to use it",
+        library.name(),
+        library.version(),
+        target.display()
+    );
+    Ok(())
+}

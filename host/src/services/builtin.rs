@@ -218,6 +218,37 @@ impl Lifecycle for NoMonitoring {
 
 impl Monitoring for NoMonitoring {}
 
+/// Every configured monitoring service, called in turn (server.md §2.4.6 combiner).
+pub struct CombinedMonitoring(pub Vec<Arc<dyn Monitoring>>);
+
+impl Lifecycle for CombinedMonitoring {
+    fn description(&self) -> String {
+        self.0.iter().map(|m| m.description()).collect::<Vec<_>>().join(", ")
+    }
+}
+
+impl Monitoring for CombinedMonitoring {
+    fn on_error_log(&self, level: LogLevel, event: &str, message: &str) {
+        self.0.iter().for_each(|m| m.on_error_log(level, event, message));
+    }
+
+    fn on_login(&self, allowed: bool, endpoint_type: &str) {
+        self.0.iter().for_each(|m| m.on_login(allowed, endpoint_type));
+    }
+
+    fn on_message_received(&self, topic: u8, action: i32) {
+        self.0.iter().for_each(|m| m.on_message_received(topic, action));
+    }
+
+    fn on_message_send(&self, topic: u8, action: i32) {
+        self.0.iter().for_each(|m| m.on_message_send(topic, action));
+    }
+
+    fn on_broadcast(&self, topic: u8, action: i32, count: u32) {
+        self.0.iter().for_each(|m| m.on_broadcast(topic, action, count));
+    }
+}
+
 /// `clusterNode: {type: default}`: a server alone; nothing is sent or received.
 pub struct SingleClusterNode;
 

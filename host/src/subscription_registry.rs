@@ -1,0 +1,211 @@
+//! The subscription registry (protocol.md §3.4, server.md §2.4.11): names → local subscriber
+//! connections, for one topic. Events, records, RPC providers, presence and listen patterns
+//! all use it.
+//!
+//! Local subscribers live here; which names are subscribed *anywhere in the cluster* is kept
+//! in a state registry slot, and broadcasts from local clients also go out on the cluster node
+//! slot, so the registry works unchanged once several servers share state.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Arc, OnceLock},
+};
+
+use bytes::Bytes;
+use parking_lot::RwLock;
+
+use crate::{
+    connection::ConnectionHandle,
+    protocol::{Message, Topic},
+    services::{ClusterNode, Monitoring, StateRegistry},
+};
+
+/// Told about subscriptions, so listening and "has provider" notices can react.
+pub trait SubscriptionListener: Send + Sync {
+    /// A connection subscribed to `name` (locally).
+    fn on_subscription_made(&self, _name: &str, _connection: &ConnectionHandle) {}
+    /// A connection unsubscribed from `name` or closed (locally).
+    fn on_subscription_removed(&self, _name: &str, _connection: &ConnectionHandle) {}
+    /// `name` gained its first subscriber anywhere in the cluster.
+    fn on_first_subscription_made(&self, _name: &str) {}
+    /// `name` lost its last subscriber anywhere in the cluster.
+    fn on_last_subscription_removed(&self, _name: &str) {}
+}
+
+/// The actions a registry answers with (listening uses LISTEN/UNLISTEN for its patterns).
+#[derive(Debug, Clone, Copy)]
+pub struct RegistryActions {
+    /// Reply to a duplicate subscription (MULTIPLE_SUBSCRIPTIONS / MULTIPLE_PROVIDERS).
+    pub multiple_subscriptions: i32,
+}
+
+/// Local subscribers of one topic.
+pub struct SubscriptionRegistry {
+    /// The topic whose messages this registry distributes.
+    topic: Topic,
+    /// name → subscribed connections, in subscription order.
+    subscribers: RwLock<HashMap<String, Vec<ConnectionHandle>>>,
+    /// connection id → names it is subscribed to, for cleanup on close.
+    by_connection: RwLock<HashMap<u64, HashSet<String>>>,
+    /// Cluster-wide view: which names have subscribers on any server.
+    state: Arc<dyn StateRegistry>,
+    /// Where broadcasts from local clients go to reach other servers.
+    cluster: Arc<dyn ClusterNode>,
+    /// Told about every broadcast.
+    monitoring: Arc<dyn Monitoring>,
+    /// Reply actions of this topic.
+    actions: RegistryActions,
+    /// Set once by the handler that cares (listening, record has-provider).
+    listener: OnceLock<Arc<dyn SubscriptionListener>>,
+}
+
+impl SubscriptionRegistry {
+    pub fn new(
+        topic: Topic,
+        actions: RegistryActions,
+        state: Arc<dyn StateRegistry>,
+        cluster: Arc<dyn ClusterNode>,
+        monitoring: Arc<dyn Monitoring>,
+    ) -> Arc<Self> {
+        Arc::new(SubscriptionRegistry {
+            topic,
+            subscribers: RwLock::default(),
+            by_connection: RwLock::default(),
+            state,
+            cluster,
+            monitoring,
+            actions,
+            listener: OnceLock::new(),
+        })
+    }
+
+    /// Installs the listener and wires the cluster-wide first/last notifications to it.
+    pub fn set_listener(&self, listener: Arc<dyn SubscriptionListener>) {
+        let cluster_listener = listener.clone();
+        self.state.set_listener(Arc::new(move |name: &str, added: bool| {
+            if added {
+                cluster_listener.on_first_subscription_made(name);
+            } else {
+                cluster_listener.on_last_subscription_removed(name);
+            }
+        }));
+        let _ = self.listener.set(listener);
+    }
+
+    /// Subscribes; a duplicate gets MULTIPLE_SUBSCRIPTIONS `{originalAction, name}` and
+    /// `false`. Acks are the caller's (bulk acks differ from single ones).
+    pub fn subscribe(&self, name: &str, connection: &ConnectionHandle, request_action: i32) -> bool {
+        let added = {
+            let mut by_connection = self.by_connection.write();
+            by_connection.entry(connection.id).or_default().insert(name.to_owned())
+        };
+        if !added {
+            connection.send(
+                &Message::new(self.topic, self.actions.multiple_subscriptions)
+                    .with_original_action(request_action)
+                    .with_name(name),
+            );
+            return false;
+        }
+        self.subscribers.write().entry(name.to_owned()).or_default().push(connection.clone());
+        self.state.add(name);
+        if let Some(listener) = self.listener.get() {
+            listener.on_subscription_made(name, connection);
+        }
+        true
+    }
+
+    /// Unsubscribes; `false` when the connection was not subscribed.
+    pub fn unsubscribe(&self, name: &str, connection: &ConnectionHandle) -> bool {
+        let removed = {
+            let mut by_connection = self.by_connection.write();
+            match by_connection.get_mut(&connection.id) {
+                Some(names) => {
+                    let removed = names.remove(name);
+                    if names.is_empty() {
+                        by_connection.remove(&connection.id);
+                    }
+                    removed
+                }
+                None => false,
+            }
+        };
+        if removed {
+            self.forget(name, connection);
+        }
+        removed
+    }
+
+    /// Drops every subscription of a closed connection, running the same hooks.
+    pub fn remove_connection(&self, connection: &ConnectionHandle) {
+        let names = self.by_connection.write().remove(&connection.id);
+        for name in names.into_iter().flatten() {
+            self.forget(&name, connection);
+        }
+    }
+
+    fn forget(&self, name: &str, connection: &ConnectionHandle) {
+        {
+            let mut subscribers = self.subscribers.write();
+            if let Some(list) = subscribers.get_mut(name) {
+                list.retain(|subscriber| subscriber.id != connection.id);
+                if list.is_empty() {
+                    subscribers.remove(name);
+                }
+            }
+        }
+        if let Some(listener) = self.listener.get() {
+            listener.on_subscription_removed(name, connection);
+        }
+        self.state.remove(name);
+    }
+
+    /// Whether `connection` is subscribed to `name`.
+    pub fn is_subscribed(&self, name: &str, connection: &ConnectionHandle) -> bool {
+        self.by_connection.read().get(&connection.id).is_some_and(|names| names.contains(name))
+    }
+
+    /// The local subscribers of `name`, in subscription order.
+    pub fn local_subscribers(&self, name: &str) -> Vec<ConnectionHandle> {
+        self.subscribers.read().get(name).cloned().unwrap_or_default()
+    }
+
+    pub fn has_local_subscribers(&self, name: &str) -> bool {
+        self.subscribers.read().contains_key(name)
+    }
+
+    /// Names with subscribers anywhere in the cluster.
+    pub fn names(&self) -> Vec<String> {
+        self.state.all()
+    }
+
+    /// Whether `name` has subscribers anywhere in the cluster.
+    pub fn has_name(&self, name: &str) -> bool {
+        self.state.has(name)
+    }
+
+    /// Sends `message` to every local subscriber of `name` except `sender`, encoding it once;
+    /// a message from a local client also goes to the other servers.
+    pub fn send_to_subscribers(&self, name: &str, message: &Message, sender: Option<&ConnectionHandle>) {
+        let frame = crate::protocol::encode(message);
+        if sender.is_some() {
+            self.cluster.send(frame.clone());
+        }
+        let count = self.deliver_local(name, frame, sender.map(|s| s.id));
+        self.monitoring.on_broadcast(self.topic as u8, message.action, count);
+    }
+
+    /// Delivers an encoded frame to the local subscribers of `name` (also used for frames
+    /// arriving from other servers); returns how many received it.
+    pub fn deliver_local(&self, name: &str, frame: Bytes, except: Option<u64>) -> u32 {
+        let subscribers = self.subscribers.read();
+        let mut count = 0;
+        for subscriber in subscribers.get(name).into_iter().flatten() {
+            if Some(subscriber.id) != except {
+                subscriber.send_frame(frame.clone());
+                count += 1;
+            }
+        }
+        count
+    }
+}
