@@ -28,14 +28,14 @@ use deepstream_plugin::{
 pub enum LoadError {
     #[error("no plugin library found (looked for {})", list(.0))]
     NotFound(Vec<PathBuf>),
-    #[error("{}: cannot be opened: {1}", .0.display())]
-    Open(PathBuf, String),
+    #[error("{}: cannot be opened: {reason}", .path.display())]
+    Open { path: PathBuf, reason: String },
     #[error("{}: is not a deepstream plugin library (it exports no `{API_VERSION_SYMBOL}`)", .0.display())]
     NotAPlugin(PathBuf),
     #[error("{}: built for plugin API {found}, this server speaks {PLUGIN_API_VERSION} — rebuild the plugin", .path.display())]
     ApiVersion { path: PathBuf, found: u32 },
-    #[error("{}: built against an incompatible plugin-abi: {1} — rebuild the plugin", .0.display())]
-    Incompatible(PathBuf, String),
+    #[error("{}: built against an incompatible plugin-abi: {reason} — rebuild the plugin", .path.display())]
+    Incompatible { path: PathBuf, reason: String },
     #[error("{}: plugin `{name}` provides no {slot} (it provides: {provides})", .path.display())]
     MissingSlot { path: PathBuf, name: String, slot: Slot, provides: String },
     #[error("{}: plugin `{name}` could not build its {slot}: {reason}", .path.display())]
@@ -156,7 +156,7 @@ pub fn slot_list(slots: Vec<Slot>) -> String {
 fn open(path: &Path) -> Result<Library, LoadError> {
     // SAFETY: loading runs the library's initialisers; Rust cdylibs have none beyond std's.
     let handle = unsafe { libloading::Library::new(path) }
-        .map_err(|error| LoadError::Open(path.to_path_buf(), error.to_string()))?;
+        .map_err(|error| LoadError::Open { path: path.to_path_buf(), reason: error.to_string() })?;
     // SAFETY: the symbol is a `u32` static exported by `export_plugin!`.
     let found = unsafe { handle.get::<*const u32>(API_VERSION_SYMBOL.as_bytes()) }
         .map(|symbol| unsafe { **symbol })
@@ -169,7 +169,8 @@ fn open(path: &Path) -> Result<Library, LoadError> {
     let header = unsafe { handle.get::<*const AbiHeaderRef>(loader_symbol.as_bytes()) }
         .map(|symbol| unsafe { **symbol })
         .map_err(|_| LoadError::NotAPlugin(path.to_path_buf()))?;
-    let incompatible = |error: LibraryError| LoadError::Incompatible(path.to_path_buf(), summarize(&error));
+    let incompatible =
+        |error: LibraryError| LoadError::Incompatible { path: path.to_path_buf(), reason: summarize(&error) };
     let header = header.upgrade().map_err(incompatible)?;
     let module = header.init_root_module::<PluginLibraryRef>().map_err(incompatible)?;
     // Never unloaded: vtables, thread-locals and runtime threads may still point into it.

@@ -344,7 +344,8 @@ impl Lifecycle for SingleStateRegistryFactory {
 
 impl StateRegistryFactory for SingleStateRegistryFactory {
     fn registry(&self, topic: i32) -> Result<Arc<dyn StateRegistry>, ServiceError> {
-        let registry = self.registries.lock().entry(topic).or_insert_with(|| {
+        let mut registries = self.registries.lock();
+        let registry = registries.entry(topic).or_insert_with(|| {
             Arc::new(SingleStateRegistry {
                 server_name: self.server_name.clone(),
                 counts: Mutex::default(),
