@@ -16,8 +16,9 @@ pub struct EventHandler {
 }
 
 /// Reply actions of the event registry.
-pub const EVENT_ACTIONS: RegistryActions =
-    RegistryActions { multiple_subscriptions: EventAction::MultipleSubscriptions as i32 };
+pub const EVENT_ACTIONS: RegistryActions = RegistryActions {
+    multiple_subscriptions: EventAction::MultipleSubscriptions as i32,
+};
 
 impl EventHandler {
     pub fn new(subscriptions: Arc<SubscriptionRegistry>) -> Self {
@@ -27,7 +28,8 @@ impl EventHandler {
     /// Bulk subscribe: each name silently, then one ack `{correlationId, isAck}` (§3.4).
     fn subscribe(&self, connection: &ConnectionHandle, message: &Message) {
         for name in &message.names {
-            self.subscriptions.subscribe(name, connection, message.action);
+            self.subscriptions
+                .subscribe(name, connection, message.action);
         }
         connection.send(&message.ack());
     }
@@ -47,7 +49,8 @@ impl EventHandler {
         };
         let mut forwarded = Message::new(Topic::Event, EventAction::Emit).with_name(name);
         forwarded.data = message.data.clone();
-        self.subscriptions.send_to_subscribers(name, &forwarded, Some(connection));
+        self.subscriptions
+            .send_to_subscribers(name, &forwarded, Some(connection));
     }
 }
 
@@ -57,7 +60,12 @@ impl TopicHandler for EventHandler {
             Some(EventAction::Emit) => self.emit(connection, &message),
             Some(EventAction::Subscribe) => self.subscribe(connection, &message),
             Some(EventAction::Unsubscribe) => self.unsubscribe(connection, &message),
-            _ => tracing::warn!(event = "UNKNOWN_ACTION", "event action {} from {}", message.action, connection.user_id()),
+            _ => tracing::warn!(
+                event = "UNKNOWN_ACTION",
+                "event action {} from {}",
+                message.action,
+                connection.user_id()
+            ),
         }
     }
 

@@ -49,15 +49,24 @@ pub async fn serve(server: Arc<Server>, listener: TcpListener) {
             .connection_endpoints
             .iter()
             .filter_map(|endpoint| match &endpoint.options {
-                EndpointOptions::WebSocket(options) => Some((options.url_path.clone(), Arc::new(options.clone()))),
+                EndpointOptions::WebSocket(options) => {
+                    Some((options.url_path.clone(), Arc::new(options.clone())))
+                }
                 _ => None,
             })
             .collect(),
         health_check_path: server.config.http_server_options.health_check_path.clone(),
     });
     if let Ok(address) = listener.local_addr() {
-        tracing::info!(event = "INFO", "Listening for http connections on {address}");
-        tracing::info!(event = "INFO", "Listening for health checks on path {}", routes.health_check_path);
+        tracing::info!(
+            event = "INFO",
+            "Listening for http connections on {address}"
+        );
+        tracing::info!(
+            event = "INFO",
+            "Listening for health checks on path {}",
+            routes.health_check_path
+        );
     }
     let mut shutdown = server.shutdown_signal();
     loop {
@@ -70,7 +79,10 @@ pub async fn serve(server: Arc<Server>, listener: TcpListener) {
             Err(error) => {
                 // Out of file descriptors (EMFILE) and similar: refuse for a moment rather
                 // than spin; existing connections keep being served.
-                tracing::error!(event = "CONNECTION_ERROR", "cannot accept connections: {error}; retrying in 100 ms");
+                tracing::error!(
+                    event = "CONNECTION_ERROR",
+                    "cannot accept connections: {error}; retrying in 100 ms"
+                );
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
@@ -78,7 +90,8 @@ pub async fn serve(server: Arc<Server>, listener: TcpListener) {
         let _ = stream.set_nodelay(true);
         let (server, routes) = (server.clone(), routes.clone());
         tokio::spawn(async move {
-            let service = service_fn(move |request| respond(server.clone(), routes.clone(), peer, request));
+            let service =
+                service_fn(move |request| respond(server.clone(), routes.clone(), peer, request));
             let connection = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
                 .with_upgrades();
@@ -92,9 +105,10 @@ pub async fn serve(server: Arc<Server>, listener: TcpListener) {
 fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(format!("{body}\r\n\r\n"))));
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     response
 }
 
@@ -106,7 +120,11 @@ async fn respond(
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = request.uri().path();
     // Match on the path alone: the client may append a query string (protocol.md §1.1).
-    if let Some((_, options)) = routes.websockets.iter().find(|(url_path, _)| url_path == path) {
+    if let Some((_, options)) = routes
+        .websockets
+        .iter()
+        .find(|(url_path, _)| url_path == path)
+    {
         return Ok(upgrade(server, options.clone(), peer, request));
     }
     if request.method() == hyper::Method::GET && path.starts_with(&routes.health_check_path) {
@@ -127,7 +145,10 @@ fn upgrade(
         .get(header::UPGRADE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-    let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY).filter(|_| is_upgrade) else {
+    let Some(key) = headers
+        .get(header::SEC_WEBSOCKET_KEY)
+        .filter(|_| is_upgrade)
+    else {
         return text(StatusCode::BAD_REQUEST, "Expected a WebSocket upgrade.");
     };
     let accept = derive_accept_key(key.as_bytes());
@@ -137,7 +158,12 @@ fn upgrade(
         match upgrade.await {
             Ok(upgraded) => {
                 let config = websocket::websocket_config(&options);
-                let socket = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
+                let socket = WebSocketStream::from_raw_socket(
+                    TokioIo::new(upgraded),
+                    Role::Server,
+                    Some(config),
+                )
+                .await;
                 websocket::serve(server, socket, options, handshake).await;
             }
             Err(error) => tracing::debug!("websocket upgrade from {peer} failed: {error}"),
@@ -168,6 +194,9 @@ fn handshake_data(request: &Request<Incoming>, peer: SocketAddr) -> serde_json::
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
         .unwrap_or_else(|| peer.ip().to_string());
-    let referer = request.headers().get(header::REFERER).and_then(|v| v.to_str().ok());
+    let referer = request
+        .headers()
+        .get(header::REFERER)
+        .and_then(|v| v.to_str().ok());
     serde_json::json!({ "remoteAddress": remote_address, "headers": headers, "referer": referer })
 }

@@ -30,17 +30,21 @@ use crate::{
 const EVENT_SUBSCRIPTIONS: i32 = 11;
 
 /// Builds the handler of every enabled feature, indexed by topic number.
-pub fn handlers(config: &Config, services: &Services) -> Result<Vec<Option<Arc<dyn TopicHandler>>>, String> {
+pub fn handlers(
+    config: &Config,
+    services: &Services,
+) -> Result<Vec<Option<Arc<dyn TopicHandler>>>, String> {
     let mut handlers: Vec<Option<Arc<dyn TopicHandler>>> = vec![None; 12];
-    let registry = |topic: Topic, state_topic: i32, actions| -> Result<Arc<SubscriptionRegistry>, String> {
-        Ok(SubscriptionRegistry::new(
-            topic,
-            actions,
-            services.cluster_states.registry(state_topic)?,
-            services.cluster_node.clone(),
-            services.monitoring.clone(),
-        ))
-    };
+    let registry =
+        |topic: Topic, state_topic: i32, actions| -> Result<Arc<SubscriptionRegistry>, String> {
+            Ok(SubscriptionRegistry::new(
+                topic,
+                actions,
+                services.cluster_states.registry(state_topic)?,
+                services.cluster_node.clone(),
+                services.monitoring.clone(),
+            ))
+        };
     if config.enabled_features.event {
         let subscriptions = registry(Topic::Event, EVENT_SUBSCRIPTIONS, event::EVENT_ACTIONS)?;
         handlers[Topic::Event as usize] = Some(Arc::new(event::EventHandler::new(subscriptions)));

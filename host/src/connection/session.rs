@@ -7,9 +7,7 @@ use bytes::Bytes;
 
 use super::{ConnectionHandle, User};
 use crate::{
-    protocol::{
-        self, AuthAction, ConnectionAction, Message, Topic,
-    },
+    protocol::{self, AuthAction, ConnectionAction, Message, Topic},
     server::Server,
 };
 
@@ -99,15 +97,20 @@ impl Session {
         match message {
             Some(message) if message.topic == Topic::Connection => {
                 if message.action_as() == Some(ConnectionAction::Challenge) {
-                    self.server.note_client_version(message.sdk_type.as_deref(), message.sdk_version.as_deref());
-                    self.connection.send(&Message::new(Topic::Connection, ConnectionAction::Accept));
+                    self.server.note_client_version(
+                        message.sdk_type.as_deref(),
+                        message.sdk_version.as_deref(),
+                    );
+                    self.connection
+                        .send(&Message::new(Topic::Connection, ConnectionAction::Accept));
                     self.state = State::AwaitingAuth;
                 }
                 // PING and other CONNECTION actions before the challenge are ignored.
             }
-            _ => self
-                .connection
-                .send(&Message::new(Topic::Connection, ConnectionAction::InvalidMessage)),
+            _ => self.connection.send(&Message::new(
+                Topic::Connection,
+                ConnectionAction::InvalidMessage,
+            )),
         }
         Flow::Continue
     }
@@ -122,16 +125,20 @@ impl Session {
                 return Flow::Continue;
             }
             _ => {
-                self.connection.send(&Message::new(Topic::Auth, AuthAction::InvalidMessage));
+                self.connection
+                    .send(&Message::new(Topic::Auth, AuthAction::InvalidMessage));
                 return Flow::Continue;
             }
         };
         // The login parameters must be a JSON object (an array is accepted, as the reference
         // does); anything else, including text that is not JSON, is refused without crashing.
         let auth_data = match (message.action_as(), message.parse_data()) {
-            (Some(AuthAction::Request), Ok(Some(data))) if data.is_object() || data.is_array() => data,
+            (Some(AuthAction::Request), Ok(Some(data))) if data.is_object() || data.is_array() => {
+                data
+            }
             _ => {
-                self.connection.send(&Message::new(Topic::Auth, AuthAction::InvalidMessageData));
+                self.connection
+                    .send(&Message::new(Topic::Auth, AuthAction::InvalidMessageData));
                 return Flow::Close;
             }
         };
@@ -143,7 +150,10 @@ impl Session {
                     reply = reply.with_json(client_data);
                 }
                 self.connection.set_user(User {
-                    id: verdict.id.filter(|id| !id.is_empty()).unwrap_or_else(|| "OPEN".into()),
+                    id: verdict
+                        .id
+                        .filter(|id| !id.is_empty())
+                        .unwrap_or_else(|| "OPEN".into()),
                     client_data: verdict.client_data,
                     server_data: verdict.server_data,
                 });
@@ -160,7 +170,8 @@ impl Session {
                 self.connection.send(&reply);
                 self.auth_attempts += 1;
                 if self.auth_attempts >= self.max_auth_attempts {
-                    self.connection.send(&Message::new(Topic::Auth, AuthAction::TooManyAuthAttempts));
+                    self.connection
+                        .send(&Message::new(Topic::Auth, AuthAction::TooManyAuthAttempts));
                     return Flow::Close;
                 }
                 Flow::Continue

@@ -50,11 +50,18 @@ pub async fn serve<S>(
 {
     let (connection, mut outbound) = Connection::new(server.next_connection_id(), "ws-binary");
     let _registered = server.register_connection(&connection);
-    let mut session = Session::new(server.clone(), connection.clone(), options.max_auth_attempts, handshake);
+    let mut session = Session::new(
+        server.clone(),
+        connection.clone(),
+        options.max_auth_attempts,
+        handshake,
+    );
     let (mut sink, mut stream) = socket.split();
     let mut shutdown = server.shutdown_signal();
 
-    let auth_deadline = options.unauthenticated_client_timeout.map(|timeout| Instant::now() + timeout);
+    let auth_deadline = options
+        .unauthenticated_client_timeout
+        .map(|timeout| Instant::now() + timeout);
     let heartbeat = options.heartbeat_interval.max(Duration::from_millis(100));
     let mut heartbeat_check = tokio::time::interval_at(Instant::now() + heartbeat, heartbeat);
     heartbeat_check.set_missed_tick_behavior(MissedTickBehavior::Delay);

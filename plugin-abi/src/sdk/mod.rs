@@ -46,6 +46,34 @@ impl Context {
     pub fn server_name(&self) -> String {
         self.host.server_name().into()
     }
+
+    /// A context outside any server, for a plugin's own tests: its log lines go to stderr.
+    pub fn standalone(instance_name: &str) -> Context {
+        Context {
+            instance_name: instance_name.to_owned(),
+            host: HostServices_TO::from_ptr(
+                RArc::new(StandaloneHost),
+                abi_stable::sabi_trait::TD_Opaque,
+            ),
+        }
+    }
+}
+
+/// Host services when no server is around.
+struct StandaloneHost;
+
+impl crate::abi::HostServices for StandaloneHost {
+    fn log_enabled(&self, _level: LogLevel) -> bool {
+        true
+    }
+
+    fn log(&self, level: LogLevel, target: RStr<'_>, message: RStr<'_>) {
+        eprintln!("{level:?} {target}: {message}");
+    }
+
+    fn server_name(&self) -> abi_stable::std_types::RString {
+        "standalone".into()
+    }
 }
 
 /// Construction and lifecycle, shared by every slot (server.md §2.1).
