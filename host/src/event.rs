@@ -42,11 +42,24 @@ impl EventHandler {
         connection.send(&message.ack());
     }
 
-    /// Forwards the emit, unchanged, to every other subscriber (§4.2).
+    /// Forwards the emit, unchanged, to every other subscriber (§4.2). Data that is not JSON
+    /// is refused: the official client throws on every message whose data does not parse, so
+    /// forwarding it would break every subscriber.
     fn emit(&self, connection: &ConnectionHandle, message: &Message) {
         let Some(name) = message.name.as_deref() else {
             return;
         };
+        if let Some(data) = &message.data
+            && serde_json::from_slice::<serde::de::IgnoredAny>(data).is_err()
+        {
+            connection.send(
+                &Message::new(Topic::Event, EventAction::InvalidMessageData)
+                    .with_original_action(EventAction::Emit)
+                    .with_name(name)
+                    .with_error(),
+            );
+            return;
+        }
         let mut forwarded = Message::new(Topic::Event, EventAction::Emit).with_name(name);
         forwarded.data = message.data.clone();
         self.subscriptions

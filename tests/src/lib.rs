@@ -262,6 +262,20 @@ impl RawClient {
         true
     }
 
+    /// Skips messages until the server's close frame; returns its close code, if any.
+    pub async fn close_code(&mut self) -> Option<u16> {
+        loop {
+            let frame = tokio::time::timeout(REPLY_TIMEOUT, self.socket.next())
+                .await
+                .expect("the server did not close within 5 s");
+            match frame {
+                Some(Ok(WsMessage::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                None | Some(Err(_)) => return None,
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+
     /// CHALLENGE → ACCEPT.
     pub async fn challenge(&mut self) {
         self.send(&Message {
