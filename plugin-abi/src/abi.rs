@@ -49,6 +49,8 @@ pub struct AuthVerdict {
     pub client_data: ROption<RString>,
     /// JSON text kept on the server, visible to permission rules as `user.data`.
     pub server_data: ROption<RString>,
+    /// A token the HTTP `/api/auth` endpoint hands back (opaque to the server).
+    pub token: ROption<RString>,
 }
 
 /// One message to permission-check, borrowed from the message being processed.

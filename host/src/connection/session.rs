@@ -143,6 +143,8 @@ impl Session {
             }
         };
         let verdict = self.server.authenticate(&self.handshake, &auth_data).await;
+        let valid = verdict.as_ref().is_some_and(|v| v.is_valid);
+        self.server.services.monitoring.on_login(valid, "websocket");
         match verdict {
             Some(verdict) if verdict.is_valid => {
                 let mut reply = Message::new(Topic::Auth, AuthAction::AuthSuccessful);

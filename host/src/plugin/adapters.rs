@@ -112,6 +112,7 @@ impl Authentication for PluginService<AuthenticationPlugin_TO<'static, RArc<()>>
                 id: v.id.into_option().map(String::from),
                 client_data: json(v.client_data),
                 server_data: json(v.server_data),
+                token: v.token.into_option().map(String::from),
             })
         })
     }

@@ -137,7 +137,8 @@ impl Server {
         }
     }
 
-    /// Asks the authentication handlers in order; the first opinion decides (server.md §2.4.1).
+    /// Asks the authentication handlers in order; the first opinion decides (server.md
+    /// §2.4.1). `None`: nobody accepted (or a handler failed, which is logged).
     pub async fn authenticate(
         &self,
         connection_data: &serde_json::Value,
@@ -149,24 +150,17 @@ impl Server {
                 .resolve()
                 .await
             {
-                Ok(Some(verdict)) => {
-                    self.services
-                        .monitoring
-                        .on_login(verdict.is_valid, "websocket");
-                    return Some(verdict);
-                }
+                Ok(Some(verdict)) => return Some(verdict),
                 Ok(None) => {}
                 Err(error) => {
                     tracing::error!(
                         event = "AUTH_ERROR",
                         "authentication handler failed: {error}"
                     );
-                    self.services.monitoring.on_login(false, "websocket");
                     return None;
                 }
             }
         }
-        self.services.monitoring.on_login(false, "websocket");
         None
     }
 

@@ -65,6 +65,8 @@ pub struct AuthVerdict {
     pub client_data: Option<serde_json::Value>,
     /// Visible to permission rules as `user.data`; never sent to clients.
     pub server_data: Option<serde_json::Value>,
+    /// Handed out by `POST /api/auth`; opaque to the server.
+    pub token: Option<String>,
 }
 
 /// An authentication handler (server.md §2.4.1).

@@ -224,6 +224,7 @@ impl<T: super::Authentication> AuthenticationPlugin for Adapter<T> {
                     id: v.id.map(RString::from).into(),
                     client_data: v.client_data.map(|d| RString::from(d.to_string())).into(),
                     server_data: v.server_data.map(|d| RString::from(d.to_string())).into(),
+                    token: v.token.map(RString::from).into(),
                 })
                 .into()
         };

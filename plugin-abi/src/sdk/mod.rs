@@ -117,6 +117,8 @@ pub struct Verdict {
     pub client_data: Option<serde_json::Value>,
     /// Visible to permission rules as `user.data`, never sent to clients.
     pub server_data: Option<serde_json::Value>,
+    /// Returned by the HTTP `/api/auth` endpoint; later sent back as `{"token": …}`.
+    pub token: Option<String>,
 }
 
 /// Authentication slot.
