@@ -1,1 +1,3 @@
 //! The deepstream host: config, plugin loader, protocol core and handlers.
+
+pub mod permission;
