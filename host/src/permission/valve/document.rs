@@ -331,7 +331,7 @@ pub(crate) fn compile(doc: &Node) -> Result<Compiled, Vec<Problem>> {
             // Longest pattern first; on equal length the later definition
             // first. (Stable sort on the reversed document order.)
             let mut list: Vec<_> = list.into_iter().rev().collect();
-            list.sort_by(|a, b| b.0.cmp(&a.0));
+            list.sort_by_key(|c| std::cmp::Reverse(c.0));
             list.into_iter().map(|(_, c)| c).collect()
         })
         .collect();

@@ -62,23 +62,13 @@ pub(crate) fn eval<'a>(e: &'a Expr, s: &mut Scope<'a>) -> R<'a> {
         Expr::Num(n) => Ok(Value::Num(*n)),
         Expr::Str(st) => Ok(Value::str(st)),
         Expr::Regex(re) => Ok(Value::Regex(re)),
-        Expr::Array(items) => {
-            let mut out = Vec::with_capacity(items.len());
-            for item in items {
-                out.push(eval(item, s)?);
-            }
-            Ok(Value::Array(Rc::new(out)))
-        }
-        Expr::Template(parts, exprs) => {
-            let mut out = String::from(&*parts[0]);
-            for (expr, part) in exprs.iter().zip(&parts[1..]) {
-                out.push_str(&eval(expr, s)?.into_js_string());
-                out.push_str(part);
-            }
-            Ok(Value::Str(Cow::Owned(out)))
-        }
+        Expr::Array(items) => array_literal(items, s),
+        Expr::Template(parts, exprs) => template(parts, exprs, s),
         Expr::Var(v) => Ok(match v {
             Var::User => Value::User,
+            Var::UserId => Value::str(s.user_id),
+            Var::UserIsAuthenticated => Value::Bool(s.user_id != super::OPEN_USER_ID),
+            Var::UserData => s.user_data.map_or(Value::Null, Value::from_json),
             Var::Data => s.data.clone(),
             Var::OldData => s.old_data.clone(),
             Var::Now => Value::Num(s.now),
@@ -93,26 +83,13 @@ pub(crate) fn eval<'a>(e: &'a Expr, s: &mut Scope<'a>) -> R<'a> {
             }
             get_property(o, prop, s)
         }
-        Expr::Index(obj, key, optional) => {
-            let o = eval(obj, s)?;
-            if *optional && o.is_nullish() {
-                return Err(Thrown::Short);
-            }
-            let k = eval(key, s)?;
-            get_index(o, k, s)
-        }
+        Expr::Index(obj, key, optional) => index(obj, key, *optional, s),
         Expr::Chain(inner) => match eval(inner, s) {
             Err(Thrown::Short) => Ok(Value::Undefined),
             other => other,
         },
         Expr::Call(call) => call_method(call, s),
-        Expr::CrossRef(arg, extra) => {
-            let v = eval(arg, s)?;
-            for e in extra {
-                eval(e, s)?;
-            }
-            cross_reference(v, s)
-        }
+        Expr::CrossRef(arg, extra) => cross_reference(arg, extra, s),
         Expr::Unary(op, operand) => {
             let v = eval(operand, s)?;
             Ok(match op {
@@ -148,16 +125,49 @@ pub(crate) fn eval<'a>(e: &'a Expr, s: &mut Scope<'a>) -> R<'a> {
                 eval(f, s)
             }
         }
-        Expr::Seq(items) => {
-            let mut last = Value::Undefined;
-            for item in items {
-                last = eval(item, s)?;
-            }
-            Ok(last)
-        }
+        Expr::Seq(items) => sequence(items, s),
     }
 }
 
+#[inline(never)]
+fn array_literal<'a>(items: &'a [Expr], s: &mut Scope<'a>) -> R<'a> {
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        out.push(eval(item, s)?);
+    }
+    Ok(Value::Array(Rc::new(out)))
+}
+
+#[inline(never)]
+fn template<'a>(parts: &'a [Box<str>], exprs: &'a [Expr], s: &mut Scope<'a>) -> R<'a> {
+    let mut out = String::from(&*parts[0]);
+    for (expr, part) in exprs.iter().zip(&parts[1..]) {
+        out.push_str(&eval(expr, s)?.into_js_string());
+        out.push_str(part);
+    }
+    Ok(Value::Str(Cow::Owned(out)))
+}
+
+#[inline(never)]
+fn sequence<'a>(items: &'a [Expr], s: &mut Scope<'a>) -> R<'a> {
+    let mut last = Value::Undefined;
+    for item in items {
+        last = eval(item, s)?;
+    }
+    Ok(last)
+}
+
+#[inline(never)]
+fn index<'a>(obj: &'a Expr, key: &'a Expr, optional: bool, s: &mut Scope<'a>) -> R<'a> {
+    let o = eval(obj, s)?;
+    if optional && o.is_nullish() {
+        return Err(Thrown::Short);
+    }
+    let k = eval(key, s)?;
+    get_index(o, k, s)
+}
+
+#[inline(never)]
 fn binary<'a>(op: BinOp, a: Value<'a>, b: Value<'a>) -> R<'a> {
     let num = |f: fn(f64, f64) -> f64, a: Value<'a>, b: Value<'a>| {
         Value::Num(f(a.to_number(), b.to_number()))
@@ -306,7 +316,12 @@ fn get_index<'a>(obj: Value<'a>, key: Value<'a>, s: &Scope<'a>) -> R<'a> {
     get_property(obj, &k, s)
 }
 
-fn cross_reference<'a>(arg: Value<'a>, s: &mut Scope<'a>) -> R<'a> {
+#[inline(never)]
+fn cross_reference<'a>(arg: &'a Expr, extra: &'a [Expr], s: &mut Scope<'a>) -> R<'a> {
+    let arg = eval(arg, s)?;
+    for e in extra {
+        eval(e, s)?;
+    }
     match arg {
         Value::Undefined => Ok(Value::Undefined),
         Value::Str(name) => {
@@ -332,6 +347,7 @@ fn cross_reference<'a>(arg: Value<'a>, s: &mut Scope<'a>) -> R<'a> {
     }
 }
 
+#[inline(never)]
 fn call_method<'a>(c: &'a Call, s: &mut Scope<'a>) -> R<'a> {
     let obj = eval(&c.obj, s)?;
     if obj.is_nullish() {

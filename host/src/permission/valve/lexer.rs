@@ -197,8 +197,8 @@ impl Lexer<'_> {
                 self.pos += rest
                     .find(['\n', '\r', '\u{2028}', '\u{2029}'])
                     .unwrap_or(rest.len());
-            } else if rest.starts_with("/*") {
-                let end = rest[2..].find("*/").ok_or_else(|| UNEXPECTED.to_owned())?;
+            } else if let Some(body) = rest.strip_prefix("/*") {
+                let end = body.find("*/").ok_or_else(|| UNEXPECTED.to_owned())?;
                 self.pos += end + 4;
             } else {
                 return Ok(());

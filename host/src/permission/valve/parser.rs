@@ -21,6 +21,10 @@ pub(crate) const ALLOWED_FUNCTIONS: &[&str] = &[
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Var {
     User,
+    /// `user.id`, `user.isAuthenticated`, `user.data` (resolved at compile time).
+    UserId,
+    UserIsAuthenticated,
+    UserData,
     Data,
     OldData,
     Now,
@@ -547,6 +551,14 @@ impl Parser<'_, '_> {
     fn member(&mut self, obj: Expr, name: Box<str>, optional: bool) -> PResult<Expr> {
         if matches!(obj, Expr::Underscore) {
             return Err(underscore_error());
+        }
+        if let Expr::Var(Var::User) = obj {
+            match &*name {
+                "id" => return Ok(Expr::Var(Var::UserId)),
+                "isAuthenticated" => return Ok(Expr::Var(Var::UserIsAuthenticated)),
+                "data" => return Ok(Expr::Var(Var::UserData)),
+                _ => {}
+            }
         }
         Ok(Expr::Member(Box::new(obj), name, optional))
     }

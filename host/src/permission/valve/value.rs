@@ -76,7 +76,7 @@ impl<'a> Value<'a> {
 
     /// ToPrimitive (both hints behave the same for the objects a rule can
     /// see: arrays join, everything else has a fixed string form).
-    pub(crate) fn to_primitive(self) -> Value<'a> {
+    pub(crate) fn into_primitive(self) -> Value<'a> {
         match self {
             Value::Json(Json::Array(items)) => Value::Str(Cow::Owned(join_json(items))),
             Value::Json(_) | Value::User => Value::str("[object Object]"),
@@ -94,7 +94,7 @@ impl<'a> Value<'a> {
             Value::Bool(b) => f64::from(u8::from(*b)),
             Value::Num(n) => *n,
             Value::Str(s) => string_to_number(s),
-            obj => obj.clone().to_primitive().to_number(),
+            obj => obj.clone().into_primitive().to_number(),
         }
     }
 
@@ -107,7 +107,7 @@ impl<'a> Value<'a> {
             Value::Bool(false) => Cow::Borrowed("false"),
             Value::Num(n) => Cow::Owned(number_to_string(n)),
             Value::Str(s) => s,
-            obj => obj.to_primitive().into_js_string(),
+            obj => obj.into_primitive().into_js_string(),
         }
     }
 
@@ -194,15 +194,15 @@ pub(crate) fn loose_eq(a: &Value<'_>, b: &Value<'_>) -> bool {
         (Kind::Num, Kind::Str) | (Kind::Str, Kind::Num) => a.to_number() == b.to_number(),
         (Kind::Bool, _) => loose_eq(&Value::Num(a.to_number()), b),
         (_, Kind::Bool) => loose_eq(a, &Value::Num(b.to_number())),
-        (Kind::Num | Kind::Str, Kind::Object) => loose_eq(a, &b.clone().to_primitive()),
-        (Kind::Object, Kind::Num | Kind::Str) => loose_eq(&a.clone().to_primitive(), b),
+        (Kind::Num | Kind::Str, Kind::Object) => loose_eq(a, &b.clone().into_primitive()),
+        (Kind::Object, Kind::Num | Kind::Str) => loose_eq(&a.clone().into_primitive(), b),
         _ => false,
     }
 }
 
 /// The binary `+` operator.
 pub(crate) fn add<'a>(a: Value<'a>, b: Value<'a>) -> Value<'a> {
-    let (a, b) = (a.to_primitive(), b.to_primitive());
+    let (a, b) = (a.into_primitive(), b.into_primitive());
     if matches!(a, Value::Str(_)) || matches!(b, Value::Str(_)) {
         let (x, y) = (a.into_js_string(), b.into_js_string());
         if y.is_empty() {
@@ -232,7 +232,7 @@ pub(crate) enum Rel {
 /// IsLessThan and friends: strings compare by UTF-16 code units, everything
 /// else numerically; any NaN makes the comparison `false`.
 pub(crate) fn compare(op: Rel, a: Value<'_>, b: Value<'_>) -> bool {
-    let (a, b) = (a.to_primitive(), b.to_primitive());
+    let (a, b) = (a.into_primitive(), b.into_primitive());
     let ord = match (&a, &b) {
         (Value::Str(x), Value::Str(y)) => Some(cmp_utf16(x, y)),
         _ => a.to_number().partial_cmp(&b.to_number()),
