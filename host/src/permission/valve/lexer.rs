@@ -83,7 +83,11 @@ impl Token {
 /// together with the error message (the validator still scans them for the
 /// checks that come before the syntax check).
 pub(crate) fn tokenize(src: &str) -> (Vec<Token>, Option<String>) {
-    let mut lx = Lexer { src, pos: 0 };
+    let mut lx = Lexer {
+        src,
+        pos: 0,
+        depth: 0,
+    };
     let mut toks = Vec::new();
     let err = lx.run(&mut toks, false).err();
     if err.is_none() {
@@ -109,7 +113,12 @@ fn is_id_continue(c: char) -> bool {
 struct Lexer<'s> {
     src: &'s str,
     pos: usize,
+    /// Template-substitution nesting depth.
+    depth: usize,
 }
+
+/// Maximum nesting of template literals inside `${…}`.
+const MAX_TEMPLATE_DEPTH: usize = 32;
 
 impl Lexer<'_> {
     fn peek(&self) -> Option<char> {
@@ -430,8 +439,14 @@ impl Lexer<'_> {
                 Some('$') if self.peek() == Some('{') => {
                     self.bump();
                     parts.push(std::mem::take(&mut cur));
+                    if self.depth >= MAX_TEMPLATE_DEPTH {
+                        return Err("SyntaxError: rule nests too deeply".to_owned());
+                    }
                     let mut inner = Vec::new();
-                    self.run(&mut inner, true)?;
+                    self.depth += 1;
+                    let r = self.run(&mut inner, true);
+                    self.depth -= 1;
+                    r?;
                     inner.push(Token {
                         tok: Tok::Eof,
                         start: self.pos - 1,

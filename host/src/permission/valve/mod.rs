@@ -441,6 +441,14 @@ impl<'a> Request<'a> {
         }
     }
 
+    /// The request for a message with numeric `topic` and `action` (protocol
+    /// codes), or `None` if such messages are not permission-checked. Sets
+    /// `action`; for messages without a name pass [`NO_NAME`].
+    pub fn for_message(topic: u32, action: u32, name: &'a str) -> Option<Request<'a>> {
+        let (t, r) = rule_for_action(topic, action)?;
+        Some(Request::new(t, r, name).with_action(action))
+    }
+
     pub fn with_user(mut self, id: &'a str, data: Option<&'a Json>) -> Self {
         self.user_id = Some(id);
         self.user_data = data;

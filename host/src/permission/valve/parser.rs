@@ -211,6 +211,7 @@ pub(crate) fn compile_rule(
         uses_data: false,
         uses_old_data: false,
         uses_cross_references: false,
+        depth: 0,
     };
     let expr = p.program()?;
     if p.uses_old_data && !avail.old_data {
@@ -355,7 +356,13 @@ struct Parser<'s, 't> {
     uses_data: bool,
     uses_old_data: bool,
     uses_cross_references: bool,
+    /// Current nesting depth (bounded, so a pathological rule cannot
+    /// overflow the stack of the parser or the evaluator).
+    depth: usize,
 }
+
+/// Maximum expression nesting depth.
+pub(crate) const MAX_DEPTH: usize = 200;
 
 type PResult<T> = Result<T, String>;
 
@@ -433,6 +440,10 @@ impl Parser<'_, '_> {
     }
 
     fn binary(&mut self, min_prec: u8) -> PResult<Expr> {
+        self.chained(|p, extra| p.binary_chain(min_prec, extra))
+    }
+
+    fn binary_chain(&mut self, min_prec: u8, extra: &mut usize) -> PResult<Expr> {
         let (mut lhs, mut lhs_unary) = self.unary()?;
         loop {
             if matches!(self.peek().tok, Tok::Keyword("instanceof")) {
@@ -449,6 +460,8 @@ impl Parser<'_, '_> {
                 return Err("SyntaxError: Unary operator used immediately before exponentiation expression. Parenthesis must be used to disambiguate operator precedence".to_owned());
             }
             self.advance();
+            self.deeper()?;
+            *extra += 1;
             let rhs = self.binary(if right_assoc { prec } else { prec + 1 })?;
             let (l, r) = (Box::new(lhs), Box::new(rhs));
             lhs = match op {
@@ -465,6 +478,32 @@ impl Parser<'_, '_> {
     /// Returns the expression and whether it is an unparenthesised unary
     /// expression (which may not be the base of `**`).
     fn unary(&mut self) -> PResult<(Expr, bool)> {
+        self.deeper()?;
+        let result = self.unary_inner();
+        self.depth -= 1;
+        result
+    }
+
+    /// Enters one more nesting level (undone by the caller).
+    fn deeper(&mut self) -> PResult<()> {
+        if self.depth >= MAX_DEPTH {
+            return Err("SyntaxError: rule nests too deeply".to_owned());
+        }
+        self.depth += 1;
+        Ok(())
+    }
+
+    /// Runs `f` with `extra` more nesting levels counted; used by the loops
+    /// that build left-deep trees (`a + b + c`, `a.b.c`), which the
+    /// evaluator recurses over.
+    fn chained<T>(&mut self, f: impl FnOnce(&mut Self, &mut usize) -> PResult<T>) -> PResult<T> {
+        let mut extra = 0;
+        let result = f(self, &mut extra);
+        self.depth -= extra;
+        result
+    }
+
+    fn unary_inner(&mut self) -> PResult<(Expr, bool)> {
         let op = match &self.peek().tok {
             Tok::Punct("!") => UnOp::Not,
             Tok::Punct("-") => UnOp::Neg,
@@ -505,10 +544,19 @@ impl Parser<'_, '_> {
     }
 
     fn postfix(&mut self) -> PResult<Expr> {
+        self.chained(Self::postfix_chain)
+    }
+
+    fn postfix_chain(&mut self, extra: &mut usize) -> PResult<Expr> {
         let start = self.pos;
         let mut e = self.primary()?;
         let mut chain = false;
         loop {
+            let t = self.peek();
+            if t.is_punct(".") || t.is_punct("?.") || t.is_punct("[") || t.is_punct("(") {
+                self.deeper()?;
+                *extra += 1;
+            }
             let t = self.peek();
             if t.is_punct(".") {
                 self.advance();
@@ -673,6 +721,7 @@ impl Parser<'_, '_> {
             uses_data: false,
             uses_old_data: false,
             uses_cross_references: false,
+            depth: self.depth,
         };
         let e = p.expression()?;
         if !matches!(p.peek().tok, Tok::Eof) {

@@ -9,6 +9,11 @@
 //! reference's `.*` / `([^/]+)` groups) that captures borrowed slices of the
 //! name without allocating. Unlike the reference's `.`, `*` also matches line
 //! terminators.
+//!
+//! Backtracking is exponential in the worst case (`*a*a*a*a*b` against a
+//! long client-chosen name), so the matcher has a step budget; past it the
+//! same pattern runs on a `regex::Regex` (linear time, allocates for the
+//! captures). Both use leftmost-first priorities, so results are identical.
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Part {
@@ -23,7 +28,12 @@ pub(crate) struct PathPattern {
     parts: Box<[Part]>,
     /// Variable names (`$name`, with the `$`) in capture-group order.
     pub(crate) vars: Vec<String>,
+    /// The same pattern as a linear-time regex (fallback).
+    regex: regex::Regex,
 }
+
+/// Steps the backtracking matcher may take before the regex takes over.
+pub(crate) const BACKTRACK_BUDGET: u32 = 4096;
 
 /// Validates and compiles a pattern; the error is the spec's path error.
 pub(crate) fn parse_path(path: &str) -> Result<PathPattern, String> {
@@ -69,9 +79,20 @@ pub(crate) fn parse_path(path: &str) -> Result<PathPattern, String> {
     if !lit.is_empty() {
         parts.push(Part::Lit(lit.into()));
     }
+    let mut re = String::from(r"\A");
+    for p in &parts {
+        match p {
+            Part::Lit(l) => re.push_str(&regex::escape(l)),
+            Part::Star => re.push_str("(?s:.*)"),
+            Part::Var(_) => re.push_str("([^/]+)"),
+        }
+    }
+    re.push_str(r"\z");
+    let regex = regex::Regex::new(&re).map_err(|e| format!("unsupported path: {e}"))?;
     Ok(PathPattern {
         parts: parts.into_boxed_slice(),
         vars,
+        regex,
     })
 }
 
@@ -119,33 +140,70 @@ impl<'n> Captures<'n> {
 impl PathPattern {
     /// Matches the whole `name`; on success the captures are filled in.
     pub(crate) fn matches<'n>(&self, name: &'n str, caps: &mut Captures<'n>) -> bool {
-        match_parts(&self.parts, name, caps)
+        self.matches_with_budget(name, caps, BACKTRACK_BUDGET)
+    }
+
+    pub(crate) fn matches_with_budget<'n>(
+        &self,
+        name: &'n str,
+        caps: &mut Captures<'n>,
+        mut budget: u32,
+    ) -> bool {
+        match match_parts(&self.parts, name, caps, &mut budget) {
+            Some(found) => found,
+            None => {
+                let Some(c) = self.regex.captures(name) else {
+                    return false;
+                };
+                for i in 0..self.vars.len() {
+                    caps.set(i, c.get(i + 1).map_or("", |m| m.as_str()));
+                }
+                true
+            }
+        }
     }
 }
 
-fn match_parts<'n>(parts: &[Part], s: &'n str, caps: &mut Captures<'n>) -> bool {
+/// `None` when the step budget ran out.
+fn match_parts<'n>(
+    parts: &[Part],
+    s: &'n str,
+    caps: &mut Captures<'n>,
+    budget: &mut u32,
+) -> Option<bool> {
+    if *budget == 0 {
+        return None;
+    }
+    *budget -= 1;
     match parts.split_first() {
-        None => s.is_empty(),
-        Some((Part::Lit(l), rest)) => s
-            .strip_prefix(&**l)
-            .is_some_and(|r| match_parts(rest, r, caps)),
+        None => Some(s.is_empty()),
+        Some((Part::Lit(l), rest)) => match s.strip_prefix(&**l) {
+            Some(r) => match_parts(rest, r, caps, budget),
+            None => Some(false),
+        },
         Some((Part::Star, rest)) => {
             if rest.is_empty() {
-                return true;
+                return Some(true);
             }
             // Greedy: try the longest prefix first, like `.*`.
-            (0..=s.len())
-                .rev()
-                .any(|i| s.is_char_boundary(i) && match_parts(rest, &s[i..], caps))
+            for i in (0..=s.len()).rev() {
+                if s.is_char_boundary(i) && match_parts(rest, &s[i..], caps, budget)? {
+                    return Some(true);
+                }
+            }
+            Some(false)
         }
         Some((Part::Var(k), rest)) => {
             let max = s.find('/').unwrap_or(s.len());
-            (1..=max).rev().any(|i| {
-                s.is_char_boundary(i) && {
+            for i in (1..=max).rev() {
+                if s.is_char_boundary(i) {
                     caps.set(usize::from(*k), &s[..i]);
-                    match_parts(rest, &s[i..], caps)
+                    if match_parts(rest, &s[i..], caps, budget)? {
+                        return Some(true);
+                    }
                 }
-            })
+            }
+            Some(false)
         }
     }
 }

@@ -34,6 +34,15 @@ fn cross_reference_needs_records_then_decides() {
     let v = shop();
     let data = json!({"itemId": "apple"});
     let r = req(RuleTopic::Record, RuleType::Write, "order/1").with_data(&data);
+    assert_eq!(
+        v.needs(&r),
+        Needs {
+            rule_selected: true,
+            data: true,
+            current_record: false,
+            cross_references: true
+        }
+    );
     let mut ev = v.start(&r);
     assert_eq!(
         ev.pass(&NoRecords),
@@ -395,6 +404,16 @@ fn user_variables() {
         c("admin", Some("x"), None),
         Decision::Error("TypeError: Cannot read properties of null (reading 'role')".to_owned())
     );
+}
+
+#[test]
+fn request_for_message() {
+    let r = Request::for_message(5, 19, "rec").expect("PATCH is checked");
+    assert_eq!(
+        (r.topic, r.rule, r.action, r.name),
+        (RuleTopic::Record, RuleType::Write, 19, "rec")
+    );
+    assert!(Request::for_message(5, 26, "rec").is_none());
 }
 
 #[test]

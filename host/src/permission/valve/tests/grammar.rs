@@ -228,3 +228,30 @@ fn keywords_as_property_names() {
     assert_eq!(js("data.typeof"), "undefined");
     assert_eq!(js("data.in"), "undefined");
 }
+
+#[test]
+fn nesting_depth_is_bounded() {
+    let deep = format!("{}1{}", "(".repeat(5000), ")".repeat(5000));
+    assert_eq!(js(&deep), "compile: SyntaxError: rule nests too deeply");
+    let nots = format!("{}true", "!".repeat(5000));
+    assert_eq!(js(&nots), "compile: SyntaxError: rule nests too deeply");
+    let templates = format!("{}1{}", "`${".repeat(100), "}`".repeat(100));
+    assert_eq!(
+        js(&templates),
+        "compile: SyntaxError: rule nests too deeply"
+    );
+    let ok = format!("{}1{}", "(".repeat(100), ")".repeat(100));
+    assert_eq!(js(&ok), "1");
+    assert_eq!(js(&format!("{}true", "!".repeat(100))), "true");
+}
+
+#[test]
+fn long_operator_and_member_chains_are_bounded() {
+    let sum = vec!["1"; 5000].join(" + ");
+    assert_eq!(js(&sum), "compile: SyntaxError: rule nests too deeply");
+    let members = format!("data{}", ".x".repeat(5000));
+    assert_eq!(js(&members), "compile: SyntaxError: rule nests too deeply");
+    let ok = vec!["1"; 50].join(" + ");
+    assert_eq!(js(&ok), "50");
+    assert_eq!(js(&format!("data.obj{}", "?.k".repeat(50))), "undefined");
+}

@@ -238,3 +238,41 @@ fn actions_map_to_rule_types() {
         }
     }
 }
+
+#[test]
+fn pathological_patterns_fall_back_to_linear_matching() {
+    use crate::permission::valve::path::{Captures, parse_path};
+    let p = parse_path("*a*a*a*a*a*a*a*a*b").unwrap();
+    let name = "a".repeat(3000);
+    let mut caps = Captures::new(0);
+    let start = std::time::Instant::now();
+    assert!(!p.matches(&name, &mut caps));
+    // Generous bound: exponential backtracking would take far longer.
+    assert!(start.elapsed() < std::time::Duration::from_secs(5));
+    let yes = format!("{name}b");
+    assert!(p.matches(&yes, &mut caps));
+}
+
+#[test]
+fn backtracking_and_regex_fallback_agree() {
+    use crate::permission::valve::path::{BACKTRACK_BUDGET, Captures, parse_path};
+    let patterns = [
+        "$a$b", "$a/$b", "*/$x", "$x*", "a*$y*z", "$p.$q", "*$v", "$a/$a", "x*y",
+    ];
+    let names = [
+        "abc", "a/b", "q/r/s", "a.b.c", "axyz", "a/b/z", "x/y", "xy", "", "é/ü",
+    ];
+    for pat in patterns {
+        let p = parse_path(pat).unwrap();
+        for name in names {
+            let mut fast = Captures::new(p.vars.len());
+            let mut slow = Captures::new(p.vars.len());
+            let a = p.matches_with_budget(name, &mut fast, BACKTRACK_BUDGET);
+            let b = p.matches_with_budget(name, &mut slow, 0);
+            assert_eq!(a, b, "{pat} vs {name}");
+            if a {
+                assert_eq!(fast.as_slice(), slow.as_slice(), "{pat} vs {name}");
+            }
+        }
+    }
+}
