@@ -260,11 +260,8 @@ pub(crate) fn compile(doc: &Node) -> Result<Compiled, Vec<Problem>> {
             }
         }
     }
-    if !problems.is_empty() {
-        return Err(problems);
-    }
-
-    // Rule-level validation and compilation.
+    // Rule-level validation and compilation (of the well-formed parts; any
+    // problem above stays first, as the reference reports it first).
     let mut rules = Vec::new();
     let mut candidates: Vec<Vec<(usize, Candidate)>> =
         (0..super::SLOT_COUNT).map(|_| Vec::new()).collect();
@@ -274,7 +271,11 @@ pub(crate) fn compile(doc: &Node) -> Result<Compiled, Vec<Problem>> {
             let path = path.as_deref().unwrap_or_default();
             let Some(pattern) = pattern else { continue };
             for (t, rule) in map_entries(rule_map) {
-                let Some(rt) = t.as_deref().and_then(RuleType::parse) else {
+                let Some(rt) = t
+                    .as_deref()
+                    .and_then(RuleType::parse)
+                    .filter(|rt| topic.rule_types().contains(rt))
+                else {
                     continue;
                 };
                 let located = |reason: String| Problem {

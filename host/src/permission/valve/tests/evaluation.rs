@@ -486,5 +486,8 @@ fn boolean_rules_need_nothing() {
 #[test]
 fn valve_is_send_and_sync() {
     fn assert_send_sync<T: Send + Sync>() {}
+    fn assert_send<T: Send>() {}
     assert_send_sync::<Valve>();
+    assert_send::<crate::permission::valve::Evaluation<'static, 'static>>();
+    assert_send_sync::<Decision>();
 }

@@ -267,6 +267,25 @@ fn every_problem_is_listed_with_its_place() {
 }
 
 #[test]
+fn rule_problems_are_listed_after_structural_ones() {
+    let doc = doc_with(json!({
+        "record": {"/bad": {"read": true}, "ok": {"read": ""}},
+        "event": {"e": {"write": true, "publish": "new X()"}},
+    }));
+    let err = Valve::compile(&doc).unwrap_err();
+    let shown: Vec<String> = err.problems().iter().map(ToString::to_string).collect();
+    assert_eq!(
+        shown,
+        vec![
+            "path can't start with / for path /bad in section record",
+            "unknown rule type write in section event",
+            "record.'ok'.read: rule can't be empty",
+            "event.'e'.publish: rule can't contain the new keyword",
+        ]
+    );
+}
+
+#[test]
 fn options() {
     assert_eq!(ValveOptions::default().max_rule_iterations, 3);
     assert_eq!(ValveOptions::default().cache_evacuation_interval_ms, 60_000);
