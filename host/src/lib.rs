@@ -11,6 +11,7 @@ pub mod connection;
 pub mod event;
 pub mod http;
 pub mod logging;
+pub mod permission;
 pub mod plugin;
 pub mod protocol;
 pub mod server;
@@ -51,3 +52,5 @@ pub fn handlers(
     }
     Ok(handlers)
 }
+//! The deepstream host: config, plugin loader, protocol core and handlers.
+
