@@ -52,5 +52,3 @@ pub fn handlers(
     }
     Ok(handlers)
 }
-//! The deepstream host: config, plugin loader, protocol core and handlers.
-
