@@ -31,6 +31,12 @@ enum Command {
     Validate(StartArgs),
     /// Show the plugin libraries in directories or files, or install one.
     Plugins(PluginsArgs),
+    /// Make a running server re-read its permissions and users (sends it SIGHUP).
+    Reload {
+        /// The process id of the running server.
+        #[arg(long)]
+        pid: u32,
+    },
 }
 
 #[derive(Args)]
@@ -114,6 +120,7 @@ fn main() -> ExitCode {
             action: None,
             paths,
         }) => list_plugins(&paths),
+        Command::Reload { pid } => reload(pid),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -173,6 +180,11 @@ fn start(args: &StartArgs) -> Result<(), String> {
             }
         };
         let accept = tokio::spawn(deepstream::http::serve(server.clone(), listener));
+        tokio::spawn(reload_on_hangup(
+            server.clone(),
+            args.config.clone(),
+            args.overrides(),
+        ));
         tracing::info!(event = "INFO", "Deepstream started");
         wait_for_signal().await;
         tracing::info!(event = "INFO", "shutting down");
@@ -182,12 +194,57 @@ fn start(args: &StartArgs) -> Result<(), String> {
     })
 }
 
+/// On SIGHUP, reads the config file again and hands reloadable services (permissions, users)
+/// their new options; anything refused keeps its old settings.
+async fn reload_on_hangup(
+    server: std::sync::Arc<Server>,
+    path: Option<PathBuf>,
+    overrides: Overrides,
+) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        tracing::warn!(
+            event = "INFO",
+            "cannot listen for SIGHUP; reloads need a restart"
+        );
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        match Config::load(path.as_deref(), &overrides) {
+            Err(error) => tracing::error!(
+                event = "CONFIG_ERROR",
+                "reload refused, old settings stay: {error}"
+            ),
+            Ok(config) => {
+                for outcome in server.reload(&config) {
+                    match outcome {
+                        Ok(line) => tracing::info!(event = "CONFIG_RELOAD", "{line}"),
+                        Err(line) => tracing::error!(event = "CONFIG_ERROR", "{line}"),
+                    }
+                }
+            }
+        }
+    }
+}
+
 async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let mut terminate = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {},
         _ = terminate.recv() => {},
+    }
+}
+
+fn reload(pid: u32) -> Result<(), String> {
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status()
+        .map_err(|error| format!("cannot run kill: {error}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("no deepstream process {pid} to reload"))
     }
 }
 

@@ -69,6 +69,8 @@ pub struct PermissionRequest<'a> {
     pub name: RStr<'a>,
     /// The message's `data` as JSON text, if present.
     pub data: ROption<RStr<'a>>,
+    /// The record path of a patch or erase, if present.
+    pub path: ROption<RStr<'a>>,
 }
 
 /// A stored record: version kept beside the data, never inside it (server.md §2.4.3).

@@ -101,7 +101,13 @@ pub fn write_config(yaml: &str) -> (tempfile::TempDir, PathBuf) {
 impl ServerProcess {
     /// Starts the server on `yaml` (which must use `port`) and waits until it accepts.
     pub fn start(yaml: &str, port: u16) -> ServerProcess {
-        let (dir, path) = write_config(yaml);
+        let (dir, _) = write_config(yaml);
+        Self::start_in(dir, port)
+    }
+
+    /// Starts the server on `dir/config.yml` (other files the config loads may sit beside it).
+    pub fn start_in(dir: tempfile::TempDir, port: u16) -> ServerProcess {
+        let path = dir.path().join("config.yml");
         let child = Command::new(binary())
             .args(["start", "-c"])
             .arg(&path)
@@ -125,6 +131,15 @@ impl ServerProcess {
             std::thread::sleep(Duration::from_millis(50));
         }
         server
+    }
+
+    /// Sends a signal (`HUP`, `TERM`, …) to the server.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status();
+        assert!(status.is_ok_and(|s| s.success()), "kill -{name} failed");
     }
 
     /// Whether the process is still running.

@@ -132,6 +132,7 @@ impl Permission for PluginService<PermissionPlugin_TO<'static, RArc<()>>> {
             action: request.action,
             name: request.name.into(),
             data: request.data.map(RStr::from).into(),
+            path: request.path.map(RStr::from).into(),
         };
         answer(self.slot.can_perform_action(request), |allowed| allowed)
     }

@@ -189,11 +189,20 @@ pub fn build(config: &Config) -> Result<Services, BuildError> {
     } else {
         match config.permission.type_.as_deref() {
             Some("none") => b.builtin("permission", builtin::OpenPermission),
+            Some("config") => {
+                let valve = crate::permission::ValvePermission::new(
+                    &config.permission.options,
+                    cache.clone(),
+                    storage.clone(),
+                )
+                .map_err(|message| BuildError::new("permission", message))?;
+                b.builtin("permission", valve)
+            }
             _ => {
                 return Err(Builder::unknown_type(
                     "permission",
                     &config.permission,
-                    "none",
+                    "none or config",
                 ));
             }
         }

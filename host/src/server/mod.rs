@@ -261,6 +261,7 @@ impl Server {
                 .data
                 .as_deref()
                 .and_then(|d| std::str::from_utf8(d).ok()),
+            path: message.path.as_deref(),
         };
         let verdict = match self.services.permission.can_perform_action(&request) {
             Answer::Ready(result) => result,
@@ -304,6 +305,25 @@ impl Server {
             result?;
         }
         Ok(())
+    }
+
+    /// Hands every reloadable service its options from `config` (SIGHUP, `deepstream
+    /// reload`); a service that refuses them keeps its old ones. Returns one line per service.
+    pub fn reload(&self, config: &Config) -> Vec<Result<String, String>> {
+        let mut outcomes = Vec::new();
+        for (key, service) in &self.services.lifecycles {
+            let Some(decl) = config.declaration(key) else {
+                continue;
+            };
+            match service.reload(&decl.options) {
+                Some(Ok(())) => outcomes.push(Ok(format!("{key}: reloaded"))),
+                Some(Err(error)) => outcomes.push(Err(format!(
+                    "{key}: reload refused, old settings stay: {error}"
+                ))),
+                None => {}
+            }
+        }
+        outcomes
     }
 
     /// Stops accepting, closes every connection, then closes services in reverse order.

@@ -257,6 +257,7 @@ impl<T: Permission> PermissionPlugin for Adapter<T> {
             action: request.action,
             name: request.name.as_str(),
             data: request.data.map(|d| d.as_str()).into_option(),
+            path: request.path.map(|p| p.as_str()).into_option(),
         };
         answer(guard("can_perform_action", || {
             self.0.can_perform_action(&request)

@@ -149,6 +149,8 @@ pub struct PermissionRequest<'a> {
     pub name: &'a str,
     /// The message's data as JSON text.
     pub data: Option<&'a str>,
+    /// The record path of a patch or erase.
+    pub path: Option<&'a str>,
 }
 
 /// Permission slot.
