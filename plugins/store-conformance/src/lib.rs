@@ -544,3 +544,78 @@ pub async fn all<S: Store>(store: Arc<S>, ns: &str) {
     bulk(&*store, ns).await;
     concurrent_writers(store, ns).await;
 }
+
+/// A TCP proxy (to a database server) whose open connections can be broken on demand: a broken
+/// connection is closed as soon as the client sends anything, so a pooled connection that
+/// looks healthy fails on its next statement (the case the plugin retries).
+pub struct BreakingProxy {
+    /// The loopback port it listens on.
+    pub port: u16,
+    /// Connections opened so far; those numbered below `broken_below` are broken.
+    opened: Arc<std::sync::atomic::AtomicU64>,
+    broken_below: Arc<std::sync::atomic::AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl BreakingProxy {
+    /// Listens on a free loopback port, forwarding every connection to `upstream`.
+    pub async fn start(upstream: (String, u16)) -> BreakingProxy {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let opened = Arc::new(AtomicU64::new(0));
+        let broken_below = Arc::new(AtomicU64::new(0));
+        let (counter, threshold) = (opened.clone(), broken_below.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let number = counter.fetch_add(1, Ordering::SeqCst);
+                let threshold = threshold.clone();
+                let upstream = upstream.clone();
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    let (mut from_client, mut from_server) = ([0u8; 8192], [0u8; 8192]);
+                    loop {
+                        tokio::select! {
+                            read = client.read(&mut from_client) => match read {
+                                Ok(0) | Err(_) => break,
+                                Ok(_) if number < threshold.load(Ordering::SeqCst) => break,
+                                Ok(n) => if server.write_all(&from_client[..n]).await.is_err() { break },
+                            },
+                            read = server.read(&mut from_server) => match read {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => if client.write_all(&from_server[..n]).await.is_err() { break },
+                            },
+                        }
+                    }
+                });
+            }
+        });
+        BreakingProxy {
+            port,
+            opened,
+            broken_below,
+            task,
+        }
+    }
+
+    /// Connections accepted so far.
+    pub fn opened(&self) -> u64 {
+        self.opened.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Breaks every connection opened so far.
+    pub fn break_open_connections(&self) {
+        self.broken_below
+            .store(self.opened(), std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for BreakingProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
