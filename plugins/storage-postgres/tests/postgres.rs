@@ -31,8 +31,11 @@ async fn admin() -> tokio_postgres::Client {
         panic!("PostgreSQL at {url} did not answer within 10 s (set DEEPSTREAM_TEST_PG_URL)")
     })
     .unwrap_or_else(|error| {
+        let cause = std::error::Error::source(&error)
+            .map(|cause| format!(": {cause}"))
+            .unwrap_or_default();
         panic!(
-            "PostgreSQL at {url} is unreachable: {error} (start it or set DEEPSTREAM_TEST_PG_URL)"
+            "PostgreSQL at {url} is unreachable: {error}{cause} (start it or set DEEPSTREAM_TEST_PG_URL)"
         )
     });
     let (client, connection) = connected;
@@ -427,28 +430,58 @@ fn description_hides_the_password() {
     assert!(!description.contains("hunter2"));
 }
 
-#[tokio::test]
-async fn retries_once_when_a_pooled_connection_broke() {
-    admin().await;
-    let table = unique("ds_test");
-    let _cleanup = drop_table(&table);
+/// The server's TCP address, and a connection string for the same database via `port`.
+fn via_port(port: u16) -> ((String, u16), String) {
     let config: tokio_postgres::Config = pg_url().parse().unwrap();
     let host = match &config.get_hosts()[0] {
         tokio_postgres::config::Host::Tcp(host) => host.clone(),
         other => panic!("the test proxy needs a TCP host, not {other:?}"),
     };
-    let port = config.get_ports().first().copied().unwrap_or(5432);
-    let proxy = BreakingProxy::start((host, port)).await;
-
+    let upstream_port = config.get_ports().first().copied().unwrap_or(5432);
     let mut url = format!(
-        "host=127.0.0.1 port={} user={} dbname={}",
-        proxy.port,
+        "host=127.0.0.1 port={port} user={} dbname={}",
         config.get_user().unwrap_or("postgres"),
         config.get_dbname().unwrap_or("postgres"),
     );
     if let Some(password) = config.get_password() {
         url.push_str(&format!(" password={}", String::from_utf8_lossy(password)));
     }
+    ((host, upstream_port), url)
+}
+
+#[tokio::test]
+async fn recovers_when_the_server_comes_back() {
+    admin().await;
+    let table = unique("ds_test");
+    let _cleanup = drop_table(&table);
+    let port = BreakingProxy::free_port().await;
+    let (upstream, url) = via_port(port);
+    let mut options = options(&table);
+    options.url = url;
+    options.connect_timeout = 500;
+    options.query_timeout = 1_000;
+    let store = PostgresStorage::from_options(options).unwrap();
+    // Down at start: errors, in bounded time.
+    assert!(store.when_ready().await.is_err());
+    assert!(store.get("r".into()).await.is_err());
+    // The server appears on that address; the next calls connect.
+    let _proxy = BreakingProxy::start_on(port, upstream).await;
+    store
+        .when_ready()
+        .await
+        .expect("table created once the server is back");
+    store.set("r".into(), 1, "{}".into()).await.unwrap();
+    assert_eq!(store.head("r".into()).await.unwrap(), Some(1));
+}
+
+#[tokio::test]
+async fn retries_once_when_a_pooled_connection_broke() {
+    admin().await;
+    let table = unique("ds_test");
+    let _cleanup = drop_table(&table);
+    let (upstream, _) = via_port(0);
+    let proxy = BreakingProxy::start(upstream).await;
+    let (_, url) = via_port(proxy.port);
     let mut options = options(&table);
     options.url = url;
     options.pool_size = 2;

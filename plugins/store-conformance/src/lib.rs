@@ -560,10 +560,23 @@ pub struct BreakingProxy {
 impl BreakingProxy {
     /// Listens on a free loopback port, forwarding every connection to `upstream`.
     pub async fn start(upstream: (String, u16)) -> BreakingProxy {
+        Self::start_on(0, upstream).await
+    }
+
+    /// A loopback port nothing listens on (yet): bound, read, released.
+    pub async fn free_port() -> u16 {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        listener.local_addr().unwrap().port()
+    }
+
+    /// Like [`BreakingProxy::start`], on a given loopback port (0: any free one).
+    pub async fn start_on(port: u16, upstream: (String, u16)) -> BreakingProxy {
         use std::sync::atomic::{AtomicU64, Ordering};
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
         let port = listener.local_addr().unwrap().port();
         let opened = Arc::new(AtomicU64::new(0));
         let broken_below = Arc::new(AtomicU64::new(0));
