@@ -78,12 +78,14 @@ impl TokenAuthentication {
                 id: Some(user.id.clone()),
                 client_data: user.client_data.clone().map(Value::Object),
                 server_data: user.server_data.clone().map(Value::Object),
+                token: None,
             },
             None => Verdict {
                 is_valid: false,
                 id: None,
                 client_data: Some(json!({ "error": "invalid token" })),
                 server_data: None,
+                token: None,
             },
         }
     }
