@@ -9,8 +9,9 @@
 //!     table: records                              # default: records
 //! ```
 //!
-//! `path` is used as given: a relative path is relative to the server's working directory. Its
-//! folder must exist; the file is created if missing. The table
+//! `path` is used as given: a relative path is relative to the server's working directory (use
+//! `file(...)` in the config to make it relative to the config file). Missing folders and the
+//! file are created. The table
 //! `(name TEXT PRIMARY KEY, version INTEGER NOT NULL, data TEXT NOT NULL)` is created on start
 //! if missing; the version is a column beside the data, never inside it, and the data is the
 //! record's JSON text exactly as the server handed it over.
@@ -177,6 +178,19 @@ fn sql_error(error: rusqlite::Error) -> String {
 /// Opens the database, sets the journal and durability modes, creates the table.
 fn open(path: &PathBuf, table: &str) -> Result<Connection, String> {
     let describe = |error: rusqlite::Error| format!("sqlite {}: {error}", path.display());
+    // A fresh install has no data folder yet; the database file's folder is created.
+    if let Some(folder) = path
+        .parent()
+        .filter(|folder| !folder.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(folder).map_err(|error| {
+            format!(
+                "sqlite {}: cannot create {}: {error}",
+                path.display(),
+                folder.display()
+            )
+        })?;
+    }
     let connection = Connection::open(path).map_err(describe)?;
     connection.busy_timeout(BUSY_TIMEOUT).map_err(describe)?;
     let mode: String = connection

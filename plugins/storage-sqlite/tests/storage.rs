@@ -166,17 +166,38 @@ async fn tables_in_one_file_are_independent() {
 }
 
 #[tokio::test]
+async fn missing_folders_are_created() {
+    let dir = TempDir::new().unwrap();
+    let path = dir
+        .path()
+        .join("fresh")
+        .join("install")
+        .join("records.sqlite");
+    let store = SqliteStorage::from_options(Options {
+        path: path.clone(),
+        table: "records".into(),
+    })
+    .unwrap();
+    store.when_ready().await.unwrap();
+    store.set("r".into(), 1, "{}".into()).await.unwrap();
+    assert!(path.is_file());
+    store.close().await.unwrap();
+}
+
+#[tokio::test]
 async fn unopenable_file_reports_an_error() {
     let dir = TempDir::new().unwrap();
+    // A regular file where a folder should be: the database cannot be created.
+    std::fs::write(dir.path().join("blocker"), "not a folder").unwrap();
     let store = SqliteStorage::from_options(Options {
-        path: dir.path().join("no-such-folder").join("records.sqlite"),
+        path: dir.path().join("blocker").join("records.sqlite"),
         table: "records".into(),
     })
     .expect("building never touches the disk");
     let error = store.when_ready().await.expect_err("cannot open");
-    assert!(error.contains("no-such-folder"), "{error}");
+    assert!(error.contains("blocker"), "{error}");
     let error = store.get("x".into()).await.expect_err("every call fails");
-    assert!(error.contains("no-such-folder"), "{error}");
+    assert!(error.contains("blocker"), "{error}");
     store.close().await.unwrap();
 }
 
