@@ -20,12 +20,16 @@ pub struct EventHandler {
 }
 
 /// Reply actions of the event registry.
-pub const EVENT_ACTIONS: RegistryActions =
-    RegistryActions { multiple_subscriptions: EventAction::MultipleSubscriptions as i32 };
+pub const EVENT_ACTIONS: RegistryActions = RegistryActions {
+    multiple_subscriptions: EventAction::MultipleSubscriptions as i32,
+};
 
 impl EventHandler {
     pub fn new(subscriptions: Arc<SubscriptionRegistry>, listen: Arc<ListenRegistry>) -> Self {
-        EventHandler { subscriptions, listen }
+        EventHandler {
+            subscriptions,
+            listen,
+        }
     }
 
     /// Forwards the emit, unchanged, to every other subscriber (§4.2).
@@ -35,7 +39,8 @@ impl EventHandler {
         };
         let mut forwarded = Message::new(Topic::Event, EventAction::Emit).with_name(name);
         forwarded.data = message.data.clone();
-        self.subscriptions.send_to_subscribers(name, &forwarded, Some(connection));
+        self.subscriptions
+            .send_to_subscribers(name, &forwarded, Some(connection));
     }
 }
 
@@ -44,11 +49,21 @@ impl TopicHandler for EventHandler {
         match message.action_as() {
             Some(EventAction::Emit) => self.emit(connection, &message),
             Some(EventAction::Subscribe) => self.subscriptions.subscribe_bulk(connection, &message),
-            Some(EventAction::Unsubscribe) => self.subscriptions.unsubscribe_bulk(connection, &message),
+            Some(EventAction::Unsubscribe) => {
+                self.subscriptions.unsubscribe_bulk(connection, &message)
+            }
             Some(
-                EventAction::Listen | EventAction::Unlisten | EventAction::ListenAccept | EventAction::ListenReject,
+                EventAction::Listen
+                | EventAction::Unlisten
+                | EventAction::ListenAccept
+                | EventAction::ListenReject,
             ) => self.listen.handle(connection, message),
-            _ => tracing::warn!(event = "UNKNOWN_ACTION", "event action {} from {}", message.action, connection.user_id()),
+            _ => tracing::warn!(
+                event = "UNKNOWN_ACTION",
+                "event action {} from {}",
+                message.action,
+                connection.user_id()
+            ),
         }
     }
 

@@ -19,6 +19,8 @@ pub mod rpc;
 pub mod server;
 pub mod services;
 pub mod subscription_registry;
+#[cfg(test)]
+mod test_support;
 pub mod timer;
 
 use std::sync::Arc;
@@ -32,9 +34,15 @@ use crate::{
 };
 
 /// Builds the handler of every enabled feature, indexed by topic number.
-pub fn handlers(config: &Config, services: &Services) -> Result<Vec<Option<Arc<dyn TopicHandler>>>, String> {
+pub fn handlers(
+    config: &Config,
+    services: &Services,
+) -> Result<Vec<Option<Arc<dyn TopicHandler>>>, String> {
     let mut handlers: Vec<Option<Arc<dyn TopicHandler>>> = vec![None; 12];
-    let registry = |topic: Topic, state_topic: StateRegistryTopic, actions| -> Result<Arc<SubscriptionRegistry>, String> {
+    let registry = |topic: Topic,
+                    state_topic: StateRegistryTopic,
+                    actions|
+     -> Result<Arc<SubscriptionRegistry>, String> {
         Ok(SubscriptionRegistry::new(
             topic,
             actions,
@@ -44,12 +52,26 @@ pub fn handlers(config: &Config, services: &Services) -> Result<Vec<Option<Arc<d
         ))
     };
     if config.enabled_features.event {
-        let subscriptions = registry(Topic::Event, StateRegistryTopic::EventSubscriptions, event::EVENT_ACTIONS)?;
-        let listen = ListenRegistry::new(&listen::EVENTS, &config.listen, subscriptions.clone(), services)?;
-        handlers[Topic::Event as usize] = Some(Arc::new(event::EventHandler::new(subscriptions, listen)));
+        let subscriptions = registry(
+            Topic::Event,
+            StateRegistryTopic::EventSubscriptions,
+            event::EVENT_ACTIONS,
+        )?;
+        let listen = ListenRegistry::new(
+            &listen::EVENTS,
+            &config.listen,
+            subscriptions.clone(),
+            services,
+        )?;
+        handlers[Topic::Event as usize] =
+            Some(Arc::new(event::EventHandler::new(subscriptions, listen)));
     }
     if config.enabled_features.rpc {
-        let providers = registry(Topic::Rpc, StateRegistryTopic::RpcSubscriptions, rpc::RPC_ACTIONS)?;
+        let providers = registry(
+            Topic::Rpc,
+            StateRegistryTopic::RpcSubscriptions,
+            rpc::RPC_ACTIONS,
+        )?;
         handlers[Topic::Rpc as usize] = Some(rpc::RpcHandler::new(
             providers,
             config.rpc.clone(),
@@ -58,10 +80,18 @@ pub fn handlers(config: &Config, services: &Services) -> Result<Vec<Option<Arc<d
         ));
     }
     if config.enabled_features.presence {
-        let subscriptions =
-            registry(Topic::Presence, StateRegistryTopic::PresenceSubscriptions, presence::PRESENCE_ACTIONS)?;
-        let online = services.cluster_states.registry(StateRegistryTopic::OnlineUsers as i32)?;
-        handlers[Topic::Presence as usize] = Some(Arc::new(presence::PresenceHandler::new(subscriptions, online)));
+        let subscriptions = registry(
+            Topic::Presence,
+            StateRegistryTopic::PresenceSubscriptions,
+            presence::PRESENCE_ACTIONS,
+        )?;
+        let online = services
+            .cluster_states
+            .registry(StateRegistryTopic::OnlineUsers as i32)?;
+        handlers[Topic::Presence as usize] = Some(Arc::new(presence::PresenceHandler::new(
+            subscriptions,
+            online,
+        )));
     }
     Ok(handlers)
 }

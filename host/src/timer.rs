@@ -15,9 +15,11 @@ pub struct Timers {
 }
 
 impl Timers {
-    /// Captures the current runtime, if any.
-    pub fn new() -> Self {
-        Timers { runtime: Handle::try_current().ok() }
+    /// Captures the runtime this is called on, if any.
+    pub fn on_current_runtime() -> Self {
+        Timers {
+            runtime: Handle::try_current().ok(),
+        }
     }
 
     /// Runs `callback` once `delay` has passed. Callbacks check themselves whether what they
@@ -30,7 +32,11 @@ impl Timers {
                     callback();
                 });
             }
-            None => tracing::error!(event = "TIMEOUT", "no runtime to run a {} ms timeout on", delay.as_millis()),
+            None => tracing::error!(
+                event = "TIMEOUT",
+                "no runtime to run a {} ms timeout on",
+                delay.as_millis()
+            ),
         }
     }
 

@@ -56,7 +56,11 @@ pub enum Effect<C> {
     Unlock { name: String },
     /// Send SUBSCRIPTION_FOR_PATTERN_FOUND and call [`ListenState::timeout`] with `generation`
     /// after the listen response timeout.
-    Offer { to: Candidate<C>, name: String, generation: u64 },
+    Offer {
+        to: Candidate<C>,
+        name: String,
+        generation: u64,
+    },
     /// Send LISTEN_RESPONSE_TIMEOUT to a listener that did not answer.
     TimedOut { to: C, name: String },
     /// Send SUBSCRIPTION_FOR_PATTERN_REMOVED: the listener does not (or no longer) provide.
@@ -84,7 +88,11 @@ enum Phase<C> {
     /// Waiting for the cluster lock; candidates are collected once it is granted.
     Locking,
     /// `asked` was offered the name; `remaining` are asked next, in order.
-    Searching { asked: Candidate<C>, remaining: VecDeque<Candidate<C>>, generation: u64 },
+    Searching {
+        asked: Candidate<C>,
+        remaining: VecDeque<Candidate<C>>,
+        generation: u64,
+    },
     /// `provider` accepted and provides the name.
     Provided { provider: Candidate<C> },
 }
@@ -113,12 +121,22 @@ pub struct ListenState<C> {
 
 impl<C: Peer> ListenState<C> {
     pub fn new(shuffle: bool) -> Self {
-        ListenState { patterns: Vec::new(), names: HashMap::new(), shuffle, next_generation: 0 }
+        ListenState {
+            patterns: Vec::new(),
+            names: HashMap::new(),
+            shuffle,
+            next_generation: 0,
+        }
     }
 
     /// LISTEN: registers the pattern, then offers every subscribed name it matches that has
     /// no provider yet, or queues the listener in a running search for it (§8.1 reconcile).
-    pub fn listen(&mut self, peer: &C, source: &str, world: &dyn World) -> Result<Vec<Effect<C>>, ListenError> {
+    pub fn listen(
+        &mut self,
+        peer: &C,
+        source: &str,
+        world: &dyn World,
+    ) -> Result<Vec<Effect<C>>, ListenError> {
         match self.patterns.iter_mut().find(|p| &*p.source == source) {
             Some(pattern) if pattern.peers.iter().any(|p| p.id() == peer.id()) => {
                 return Err(ListenError::AlreadyListening);
@@ -126,13 +144,27 @@ impl<C: Peer> ListenState<C> {
             Some(pattern) => pattern.peers.push(peer.clone()),
             None => {
                 let regex = regress::Regex::new(source).map_err(|_| ListenError::InvalidRegex)?;
-                self.patterns.push(Pattern { source: source.into(), regex, peers: vec![peer.clone()] });
+                self.patterns.push(Pattern {
+                    source: source.into(),
+                    regex,
+                    peers: vec![peer.clone()],
+                });
             }
         }
-        let pattern = self.patterns.iter().find(|p| &*p.source == source).expect("just registered");
-        let candidate = Candidate { pattern: pattern.source.clone(), peer: peer.clone() };
-        let matching: Vec<String> =
-            world.subscribed_names().into_iter().filter(|name| pattern.regex.find(name).is_some()).collect();
+        let pattern = self
+            .patterns
+            .iter()
+            .find(|p| &*p.source == source)
+            .expect("just registered");
+        let candidate = Candidate {
+            pattern: pattern.source.clone(),
+            peer: peer.clone(),
+        };
+        let matching: Vec<String> = world
+            .subscribed_names()
+            .into_iter()
+            .filter(|name| pattern.regex.find(name).is_some())
+            .collect();
         let mut effects = Vec::new();
         for name in matching {
             match self.names.get_mut(&name) {
@@ -146,7 +178,12 @@ impl<C: Peer> ListenState<C> {
 
     /// UNLISTEN: `None` when the connection did not listen on the pattern. Names it provided
     /// through the pattern lose their provider silently and are searched for again (§8.1).
-    pub fn unlisten(&mut self, peer: &C, source: &str, world: &dyn World) -> Option<Vec<Effect<C>>> {
+    pub fn unlisten(
+        &mut self,
+        peer: &C,
+        source: &str,
+        world: &dyn World,
+    ) -> Option<Vec<Effect<C>>> {
         let index = self.patterns.iter().position(|p| &*p.source == source)?;
         let pattern = &mut self.patterns[index];
         let before = pattern.peers.len();
@@ -193,10 +230,17 @@ impl<C: Peer> ListenState<C> {
     pub fn unsubscribed(&mut self, name: &str) -> Vec<Effect<C>> {
         match self.names.remove(name) {
             Some(Phase::Provided { provider }) => vec![
-                Effect::Stop { to: provider, name: name.to_owned() },
-                Effect::Unpublish { name: name.to_owned() },
+                Effect::Stop {
+                    to: provider,
+                    name: name.to_owned(),
+                },
+                Effect::Unpublish {
+                    name: name.to_owned(),
+                },
             ],
-            Some(Phase::Searching { .. }) => vec![Effect::Unlock { name: name.to_owned() }],
+            Some(Phase::Searching { .. }) => vec![Effect::Unlock {
+                name: name.to_owned(),
+            }],
             // The lock answer is still to come; `lock_result` releases it.
             Some(Phase::Locking) | None => Vec::new(),
         }
@@ -209,7 +253,9 @@ impl<C: Peer> ListenState<C> {
         if !locking {
             // The search was called off meanwhile, or a newer lock request already won.
             if granted && !matches!(self.names.get(name), Some(Phase::Searching { .. })) {
-                effects.push(Effect::Unlock { name: name.to_owned() });
+                effects.push(Effect::Unlock {
+                    name: name.to_owned(),
+                });
             }
             return effects;
         }
@@ -220,13 +266,17 @@ impl<C: Peer> ListenState<C> {
         }
         if world.is_published(name) || !world.has_subscribers(name) {
             self.names.remove(name);
-            effects.push(Effect::Unlock { name: name.to_owned() });
+            effects.push(Effect::Unlock {
+                name: name.to_owned(),
+            });
             return effects;
         }
         let candidates = self.candidates(name);
         if candidates.is_empty() {
             self.names.remove(name);
-            effects.push(Effect::Unlock { name: name.to_owned() });
+            effects.push(Effect::Unlock {
+                name: name.to_owned(),
+            });
         } else {
             self.ask_next(name, candidates, &mut effects);
         }
@@ -242,11 +292,26 @@ impl<C: Peer> ListenState<C> {
         };
         match self.names.get(name) {
             Some(Phase::Searching { .. }) => {
-                self.names.insert(name.to_owned(), Phase::Provided { provider: candidate });
-                vec![Effect::Unlock { name: name.to_owned() }, Effect::Publish { name: name.to_owned() }]
+                self.names.insert(
+                    name.to_owned(),
+                    Phase::Provided {
+                        provider: candidate,
+                    },
+                );
+                vec![
+                    Effect::Unlock {
+                        name: name.to_owned(),
+                    },
+                    Effect::Publish {
+                        name: name.to_owned(),
+                    },
+                ]
             }
             Some(Phase::Provided { provider }) if provider.is(peer, pattern) => Vec::new(),
-            _ => vec![Effect::Stop { to: candidate, name: name.to_owned() }],
+            _ => vec![Effect::Stop {
+                to: candidate,
+                name: name.to_owned(),
+            }],
         }
     }
 
@@ -254,7 +319,10 @@ impl<C: Peer> ListenState<C> {
     /// declining in advance is dropped from the queue.
     pub fn reject(&mut self, peer: &C, pattern: &str, name: &str) -> Vec<Effect<C>> {
         let mut effects = Vec::new();
-        if let Some(Phase::Searching { asked, remaining, .. }) = self.names.get_mut(name) {
+        if let Some(Phase::Searching {
+            asked, remaining, ..
+        }) = self.names.get_mut(name)
+        {
             if asked.is(peer, pattern) {
                 let remaining = std::mem::take(remaining);
                 self.ask_next(name, remaining, &mut effects);
@@ -268,10 +336,17 @@ impl<C: Peer> ListenState<C> {
     /// The response timeout of the offer tagged `generation` expired.
     pub fn timeout(&mut self, name: &str, generation: u64) -> Vec<Effect<C>> {
         let mut effects = Vec::new();
-        if let Some(Phase::Searching { asked, remaining, generation: current }) = self.names.get_mut(name)
+        if let Some(Phase::Searching {
+            asked,
+            remaining,
+            generation: current,
+        }) = self.names.get_mut(name)
             && *current == generation
         {
-            effects.push(Effect::TimedOut { to: asked.peer.clone(), name: name.to_owned() });
+            effects.push(Effect::TimedOut {
+                to: asked.peer.clone(),
+                name: name.to_owned(),
+            });
             let remaining = std::mem::take(remaining);
             self.ask_next(name, remaining, &mut effects);
         }
@@ -300,7 +375,9 @@ impl<C: Peer> ListenState<C> {
     /// The listener currently asked about `name` and the offer's generation.
     pub fn asked(&self, name: &str) -> Option<(&Candidate<C>, u64)> {
         match self.names.get(name) {
-            Some(Phase::Searching { asked, generation, .. }) => Some((asked, *generation)),
+            Some(Phase::Searching {
+                asked, generation, ..
+            }) => Some((asked, *generation)),
             _ => None,
         }
     }
@@ -323,8 +400,10 @@ impl<C: Peer> ListenState<C> {
     fn listener(&self, peer: &C, source: &str, name: &str) -> Option<Candidate<C>> {
         let pattern = self.patterns.iter().find(|p| &*p.source == source)?;
         let listening = pattern.peers.iter().any(|p| p.id() == peer.id());
-        (listening && pattern.regex.find(name).is_some())
-            .then(|| Candidate { pattern: pattern.source.clone(), peer: peer.clone() })
+        (listening && pattern.regex.find(name).is_some()).then(|| Candidate {
+            pattern: pattern.source.clone(),
+            peer: peer.clone(),
+        })
     }
 
     /// Every (pattern, connection) whose pattern matches `name`, in the configured order.
@@ -333,7 +412,12 @@ impl<C: Peer> ListenState<C> {
             .patterns
             .iter()
             .filter(|p| p.regex.find(name).is_some())
-            .flat_map(|p| p.peers.iter().map(|peer| Candidate { pattern: p.source.clone(), peer: peer.clone() }))
+            .flat_map(|p| {
+                p.peers.iter().map(|peer| Candidate {
+                    pattern: p.source.clone(),
+                    peer: peer.clone(),
+                })
+            })
             .collect();
         if self.shuffle {
             candidates.shuffle(&mut rand::rng());
@@ -346,36 +430,64 @@ impl<C: Peer> ListenState<C> {
         let has_listener = self.patterns.iter().any(|p| p.regex.find(name).is_some());
         if has_listener && world.has_subscribers(name) {
             self.names.insert(name.to_owned(), Phase::Locking);
-            effects.push(Effect::Lock { name: name.to_owned() });
+            effects.push(Effect::Lock {
+                name: name.to_owned(),
+            });
         }
     }
 
     /// Offers the name to the next candidate; none left → the search failed.
-    fn ask_next(&mut self, name: &str, mut remaining: VecDeque<Candidate<C>>, effects: &mut Vec<Effect<C>>) {
+    fn ask_next(
+        &mut self,
+        name: &str,
+        mut remaining: VecDeque<Candidate<C>>,
+        effects: &mut Vec<Effect<C>>,
+    ) {
         match remaining.pop_front() {
             Some(asked) => {
                 self.next_generation += 1;
                 let generation = self.next_generation;
-                effects.push(Effect::Offer { to: asked.clone(), name: name.to_owned(), generation });
-                self.names.insert(name.to_owned(), Phase::Searching { asked, remaining, generation });
+                effects.push(Effect::Offer {
+                    to: asked.clone(),
+                    name: name.to_owned(),
+                    generation,
+                });
+                self.names.insert(
+                    name.to_owned(),
+                    Phase::Searching {
+                        asked,
+                        remaining,
+                        generation,
+                    },
+                );
             }
             None => {
                 self.names.remove(name);
-                effects.push(Effect::Unlock { name: name.to_owned() });
-                effects.push(Effect::Unsuccessful { name: name.to_owned() });
+                effects.push(Effect::Unlock {
+                    name: name.to_owned(),
+                });
+                effects.push(Effect::Unsuccessful {
+                    name: name.to_owned(),
+                });
             }
         }
     }
 
     /// Forgets the candidates `gone` selects: their provisions end silently and are searched
     /// for again while subscribed; searches asking them move on.
-    fn drop_candidates(&mut self, gone: impl Fn(&Candidate<C>) -> bool, world: &dyn World) -> Vec<Effect<C>> {
+    fn drop_candidates(
+        &mut self,
+        gone: impl Fn(&Candidate<C>) -> bool,
+        world: &dyn World,
+    ) -> Vec<Effect<C>> {
         let mut effects = Vec::new();
         let mut affected: Vec<String> = Vec::new();
         for (name, phase) in &mut self.names {
             match phase {
                 Phase::Provided { provider } if gone(provider) => affected.push(name.clone()),
-                Phase::Searching { asked, remaining, .. } => {
+                Phase::Searching {
+                    asked, remaining, ..
+                } => {
                     remaining.retain(|c| !gone(c));
                     if gone(asked) {
                         affected.push(name.clone());
@@ -390,7 +502,9 @@ impl<C: Peer> ListenState<C> {
                     effects.push(Effect::Unpublish { name: name.clone() });
                     self.start(&name, world, &mut effects);
                 }
-                Some(Phase::Searching { remaining, .. }) => self.ask_next(&name, remaining, &mut effects),
+                Some(Phase::Searching { remaining, .. }) => {
+                    self.ask_next(&name, remaining, &mut effects)
+                }
                 _ => {}
             }
         }

@@ -189,8 +189,12 @@ impl ListenRegistry {
             );
             None
         };
-        let patterns = services.cluster_states.registry(topic.patterns_registry as i32)?;
-        let published = services.cluster_states.registry(topic.published_registry as i32)?;
+        let patterns = services
+            .cluster_states
+            .registry(topic.patterns_registry as i32)?;
+        let published = services
+            .cluster_states
+            .registry(topic.published_registry as i32)?;
         let registry = Arc::new_cyclic(|me| ListenRegistry {
             me: me.clone(),
             topic,
@@ -205,16 +209,22 @@ impl ListenRegistry {
             match_cooldown: config.match_cooldown,
             failed: Mutex::default(),
             rematching: AtomicBool::new(false),
-            timers: Timers::new(),
+            timers: Timers::on_current_runtime(),
         });
         if let Some((has, has_no)) = topic.has_provider {
             // Cluster-wide provider changes reach the local subscribers of every server.
             let notified = subscriptions.clone();
             let record_topic = topic.topic;
-            registry.published.set_listener(Arc::new(move |name: &str, provided: bool| {
-                let action = if provided { has } else { has_no };
-                notified.send_to_subscribers(name, &Message::new(record_topic, action).with_name(name), None);
-            }));
+            registry
+                .published
+                .set_listener(Arc::new(move |name: &str, provided: bool| {
+                    let action = if provided { has } else { has_no };
+                    notified.send_to_subscribers(
+                        name,
+                        &Message::new(record_topic, action).with_name(name),
+                        None,
+                    );
+                }));
         }
         let me = Arc::downgrade(&registry);
         registry.cluster.subscribe(
@@ -230,10 +240,19 @@ impl ListenRegistry {
     }
 
     fn view(&self) -> ClusterView<'_> {
-        ClusterView { subscriptions: &self.subscriptions, published: self.published.as_ref() }
+        ClusterView {
+            subscriptions: &self.subscriptions,
+            published: self.published.as_ref(),
+        }
     }
 
-    fn send(&self, connection: &ConnectionHandle, action: i32, pattern: Option<&str>, name: Option<&str>) {
+    fn send(
+        &self,
+        connection: &ConnectionHandle,
+        action: i32,
+        pattern: Option<&str>,
+        name: Option<&str>,
+    ) {
         let mut message = Message::new(self.topic.topic, action);
         message.name = pattern.map(str::to_owned);
         message.subscription = name.map(str::to_owned);
@@ -250,7 +269,9 @@ impl ListenRegistry {
                 self.apply(effects);
                 connection.send(&message.clone().with_ack());
             }
-            Err(ListenError::InvalidRegex) => self.send(connection, self.topic.invalid_regex, Some(pattern), None),
+            Err(ListenError::InvalidRegex) => {
+                self.send(connection, self.topic.invalid_regex, Some(pattern), None)
+            }
             Err(ListenError::AlreadyListening) => connection.send(
                 &Message::new(self.topic.topic, self.topic.multiple_subscriptions)
                     .with_original_action(self.topic.listen)
@@ -261,7 +282,10 @@ impl ListenRegistry {
 
     /// UNLISTEN: ack only when the connection listened on the pattern.
     fn unlisten(&self, connection: &ConnectionHandle, message: &Message, pattern: &str) {
-        let effects = self.state.lock().unlisten(connection, pattern, &self.view());
+        let effects = self
+            .state
+            .lock()
+            .unlisten(connection, pattern, &self.view());
         if let Some(effects) = effects {
             self.patterns.remove(pattern);
             self.apply(effects);
@@ -286,14 +310,22 @@ impl ListenRegistry {
                             let result = answer.await;
                             if let Some(registry) = me.upgrade() {
                                 let granted = registry.granted(&name, result);
-                                let effects = registry.state.lock().lock_result(&name, granted, &registry.view());
+                                let effects = registry.state.lock().lock_result(
+                                    &name,
+                                    granted,
+                                    &registry.view(),
+                                );
                                 registry.apply(effects);
                             }
                         });
                     }
                 },
                 Effect::Unlock { name } => self.locks.release(&self.lock_name(&name)),
-                Effect::Offer { to, name, generation } => {
+                Effect::Offer {
+                    to,
+                    name,
+                    generation,
+                } => {
                     self.send(&to.peer, self.topic.found, Some(&to.pattern), Some(&name));
                     let me = self.me.clone();
                     self.timers.after(self.response_timeout, move || {
@@ -303,13 +335,18 @@ impl ListenRegistry {
                         }
                     });
                 }
-                Effect::TimedOut { to, name } => self.send(&to, self.topic.response_timeout, None, Some(&name)),
-                Effect::Stop { to, name } => self.send(&to.peer, self.topic.removed, Some(&to.pattern), Some(&name)),
+                Effect::TimedOut { to, name } => {
+                    self.send(&to, self.topic.response_timeout, None, Some(&name))
+                }
+                Effect::Stop { to, name } => {
+                    self.send(&to.peer, self.topic.removed, Some(&to.pattern), Some(&name))
+                }
                 Effect::Publish { name } => self.published.add(&name),
                 Effect::Unpublish { name } => self.published.remove(&name),
                 Effect::Unsuccessful { name } => {
                     self.failed.lock().insert(name.clone(), Instant::now());
-                    let notice = Message::new(self.topic.topic, self.topic.unsuccessful).with_subscription(name);
+                    let notice = Message::new(self.topic.topic, self.topic.unsuccessful)
+                        .with_subscription(name);
                     self.cluster.send(protocol::encode(&notice));
                 }
             }
@@ -323,7 +360,10 @@ impl ListenRegistry {
 
     fn granted(&self, name: &str, result: Result<bool, String>) -> bool {
         result.unwrap_or_else(|error| {
-            tracing::error!(event = "PLUGIN_ERROR", "listen lock for {name} failed: {error}");
+            tracing::error!(
+                event = "PLUGIN_ERROR",
+                "listen lock for {name} failed: {error}"
+            );
             false
         })
     }
@@ -334,10 +374,17 @@ impl ListenRegistry {
         let Ok(message) = protocol::decode(frame) else {
             return;
         };
-        let Some(name) = message.subscription.filter(|_| message.action == self.topic.unsuccessful) else {
+        let Some(name) = message
+            .subscription
+            .filter(|_| message.action == self.topic.unsuccessful)
+        else {
             return;
         };
-        let cooling = self.failed.lock().get(&name).is_some_and(|failed| failed.elapsed() < self.match_cooldown);
+        let cooling = self
+            .failed
+            .lock()
+            .get(&name)
+            .is_some_and(|failed| failed.elapsed() < self.match_cooldown);
         if !cooling {
             let effects = self.state.lock().subscribed(&name, &self.view());
             self.apply(effects);
@@ -354,7 +401,8 @@ impl ListenRegistry {
         }
         let me = self.me.clone();
         self.timers.spawn(async move {
-            let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+            let mut ticks =
+                tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
             loop {
                 ticks.tick().await;
                 let Some(registry) = me.upgrade() else {
@@ -378,7 +426,11 @@ impl TopicHandler for ListenRegistry {
             self.listen(connection, &message, pattern);
         } else if action == topic.unlisten {
             self.unlisten(connection, &message, pattern);
-        } else if let Some(name) = message.subscription.as_deref().filter(|_| action == topic.accept || action == topic.reject) {
+        } else if let Some(name) = message
+            .subscription
+            .as_deref()
+            .filter(|_| action == topic.accept || action == topic.reject)
+        {
             let effects = if action == topic.accept {
                 self.state.lock().accept(connection, pattern, name)
             } else {
@@ -391,7 +443,10 @@ impl TopicHandler for ListenRegistry {
     fn client_disconnected(&self, connection: &ConnectionHandle) {
         let (patterns, effects) = {
             let mut state = self.state.lock();
-            (state.patterns_of(connection), state.remove_peer(connection, &self.view()))
+            (
+                state.patterns_of(connection),
+                state.remove_peer(connection, &self.view()),
+            )
         };
         for pattern in patterns {
             self.patterns.remove(&pattern);

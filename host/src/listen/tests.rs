@@ -95,7 +95,10 @@ impl Model {
     }
 
     fn view(&self) -> View<'_> {
-        View { subscribers: &self.subscribers, published: &self.published }
+        View {
+            subscribers: &self.subscribers,
+            published: &self.published,
+        }
     }
 
     fn subscribe(&mut self, slot: usize, name: &str) {
@@ -103,7 +106,10 @@ impl Model {
         let entry = self.subscribers.entry(name.to_owned()).or_default();
         let first = entry.is_empty();
         if entry.insert(conn) && first {
-            let view = View { subscribers: &self.subscribers, published: &self.published };
+            let view = View {
+                subscribers: &self.subscribers,
+                published: &self.published,
+            };
             let effects = self.machine.subscribed(name, &view);
             self.apply(effects);
         }
@@ -123,38 +129,67 @@ impl Model {
 
     fn listen(&mut self, slot: usize, pattern: &str) {
         let conn = self.conns[slot];
-        let view = View { subscribers: &self.subscribers, published: &self.published };
+        let view = View {
+            subscribers: &self.subscribers,
+            published: &self.published,
+        };
         if let Ok(effects) = self.machine.listen(&conn, pattern, &view) {
-            assert!(self.listening.insert((conn, pattern.to_owned())), "duplicate LISTEN accepted");
+            assert!(
+                self.listening.insert((conn, pattern.to_owned())),
+                "duplicate LISTEN accepted"
+            );
             self.apply(effects);
         } else {
-            assert!(pattern == "([" || self.listening.contains(&(conn, pattern.to_owned())), "LISTEN {pattern} refused");
+            assert!(
+                pattern == "([" || self.listening.contains(&(conn, pattern.to_owned())),
+                "LISTEN {pattern} refused"
+            );
         }
     }
 
     fn unlisten(&mut self, slot: usize, pattern: &str) {
         let conn = self.conns[slot];
-        let view = View { subscribers: &self.subscribers, published: &self.published };
+        let view = View {
+            subscribers: &self.subscribers,
+            published: &self.published,
+        };
         let effects = self.machine.unlisten(&conn, pattern, &view);
-        assert_eq!(effects.is_some(), self.listening.remove(&(conn, pattern.to_owned())));
+        assert_eq!(
+            effects.is_some(),
+            self.listening.remove(&(conn, pattern.to_owned()))
+        );
         self.apply(effects.unwrap_or_default());
     }
 
     /// Closes the slot's connection (subscriptions first, as the handlers do) and opens a new one.
     fn disconnect(&mut self, slot: usize) {
         let conn = self.conns[slot];
-        let names: Vec<String> =
-            self.subscribers.iter().filter(|(_, subs)| subs.contains(&conn)).map(|(name, _)| name.clone()).collect();
+        let names: Vec<String> = self
+            .subscribers
+            .iter()
+            .filter(|(_, subs)| subs.contains(&conn))
+            .map(|(name, _)| name.clone())
+            .collect();
         for name in names {
             self.unsubscribe(slot, &name);
         }
-        let view = View { subscribers: &self.subscribers, published: &self.published };
+        let view = View {
+            subscribers: &self.subscribers,
+            published: &self.published,
+        };
         let mut patterns = self.machine.patterns_of(&conn);
         patterns.sort();
-        let mut expected: Vec<String> =
-            self.listening.iter().filter(|(c, _)| *c == conn).map(|(_, p)| p.clone()).collect();
+        let mut expected: Vec<String> = self
+            .listening
+            .iter()
+            .filter(|(c, _)| *c == conn)
+            .map(|(_, p)| p.clone())
+            .collect();
         expected.sort();
-        assert_eq!(patterns.iter().map(|p| p.to_string()).collect::<Vec<_>>(), expected);
+        assert_eq!(
+            patterns.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+            expected
+        );
         let effects = self.machine.remove_peer(&conn, &view);
         self.listening.retain(|(c, _)| *c != conn);
         self.conns[slot] = Conn(conn.0 + 1);
@@ -177,7 +212,10 @@ impl Model {
     }
 
     fn rematch(&mut self) {
-        let view = View { subscribers: &self.subscribers, published: &self.published };
+        let view = View {
+            subscribers: &self.subscribers,
+            published: &self.published,
+        };
         let effects = self.machine.rematch(&view);
         self.apply(effects);
     }
@@ -186,7 +224,10 @@ impl Model {
     fn answer_lock(&mut self) {
         if let Some(name) = self.pending_locks.pop_front() {
             let granted = self.locks.insert(name.clone());
-            let view = View { subscribers: &self.subscribers, published: &self.published };
+            let view = View {
+                subscribers: &self.subscribers,
+                published: &self.published,
+            };
             let effects = self.machine.lock_result(&name, granted, &view);
             self.apply(effects);
         }
@@ -203,20 +244,45 @@ impl Model {
                 Effect::Lock { name } if self.deferred_locks => self.pending_locks.push_back(name),
                 Effect::Lock { name } => {
                     let granted = self.locks.insert(name.clone());
-                    let view = View { subscribers: &self.subscribers, published: &self.published };
+                    let view = View {
+                        subscribers: &self.subscribers,
+                        published: &self.published,
+                    };
                     queue.extend(self.machine.lock_result(&name, granted, &view));
                 }
-                Effect::Unlock { name } => assert!(self.locks.remove(&name), "released {name}, not held"),
-                Effect::Offer { to, name, generation } => {
-                    assert!(self.is_listener(to.peer, &to.pattern), "offer to a non-listener {to:?}");
-                    assert!(regress::Regex::new(&to.pattern).unwrap().find(&name).is_some(), "{name} offered to {to:?}");
-                    assert!(self.subscribers.contains_key(&name), "offer of unsubscribed {name}");
+                Effect::Unlock { name } => {
+                    assert!(self.locks.remove(&name), "released {name}, not held")
+                }
+                Effect::Offer {
+                    to,
+                    name,
+                    generation,
+                } => {
+                    assert!(
+                        self.is_listener(to.peer, &to.pattern),
+                        "offer to a non-listener {to:?}"
+                    );
+                    assert!(
+                        regress::Regex::new(&to.pattern)
+                            .unwrap()
+                            .find(&name)
+                            .is_some(),
+                        "{name} offered to {to:?}"
+                    );
+                    assert!(
+                        self.subscribers.contains_key(&name),
+                        "offer of unsubscribed {name}"
+                    );
                     self.offers.push((to, name, generation));
                 }
                 Effect::TimedOut { to, name } => self.timeouts.push((to, name)),
-                Effect::Stop { to, name } => self.stops.push((to.peer, to.pattern.to_string(), name)),
+                Effect::Stop { to, name } => {
+                    self.stops.push((to.peer, to.pattern.to_string(), name))
+                }
                 Effect::Publish { name } => assert!(self.published.insert(name), "published twice"),
-                Effect::Unpublish { name } => assert!(self.published.remove(&name), "unpublished, not published"),
+                Effect::Unpublish { name } => {
+                    assert!(self.published.remove(&name), "unpublished, not published")
+                }
                 Effect::Unsuccessful { name } => self.unsuccessful.push(name),
             }
         }
@@ -231,21 +297,40 @@ impl Model {
         let mut provided = HashSet::new();
         let mut searching = HashSet::new();
         for name in self.machine.active_names() {
-            assert!(self.subscribers.contains_key(name), "state kept for unsubscribed {name}");
+            assert!(
+                self.subscribers.contains_key(name),
+                "state kept for unsubscribed {name}"
+            );
         }
         for name in NAMES {
             if let Some(provider) = self.machine.provider(name) {
-                assert!(self.is_listener(provider.peer, &provider.pattern), "{name} provided by a non-listener");
-                assert!(self.machine.is_listener(&provider.peer, &provider.pattern, name), "pattern does not match {name}");
+                assert!(
+                    self.is_listener(provider.peer, &provider.pattern),
+                    "{name} provided by a non-listener"
+                );
+                assert!(
+                    self.machine
+                        .is_listener(&provider.peer, &provider.pattern, name),
+                    "pattern does not match {name}"
+                );
                 provided.insert(name.to_owned());
             }
             if let Some((asked, _)) = self.machine.asked(name) {
-                assert!(self.is_listener(asked.peer, &asked.pattern), "{name} asks a non-listener");
+                assert!(
+                    self.is_listener(asked.peer, &asked.pattern),
+                    "{name} asks a non-listener"
+                );
                 searching.insert(name.to_owned());
             }
         }
-        assert_eq!(provided, self.published, "published subscriptions differ from providers");
-        assert_eq!(searching, self.locks, "locks held other than by running searches");
+        assert_eq!(
+            provided, self.published,
+            "published subscriptions differ from providers"
+        );
+        assert_eq!(
+            searching, self.locks,
+            "locks held other than by running searches"
+        );
     }
 
     /// Lets every search finish by accepting, then rematches, until nothing changes: every
@@ -257,7 +342,11 @@ impl Model {
             }
             let asked: Vec<(Candidate<Conn>, String)> = NAMES
                 .iter()
-                .filter_map(|name| self.machine.asked(name).map(|(c, _)| (c.clone(), name.to_string())))
+                .filter_map(|name| {
+                    self.machine
+                        .asked(name)
+                        .map(|(c, _)| (c.clone(), name.to_string()))
+                })
                 .collect();
             for (candidate, name) in asked {
                 self.accept(candidate.peer, &candidate.pattern, &name);
@@ -266,8 +355,15 @@ impl Model {
             self.check();
         }
         for name in self.subscribers.keys() {
-            let matched = self.listening.iter().any(|(_, pattern)| regress::Regex::new(pattern).unwrap().find(name).is_some());
-            assert_eq!(self.machine.provider(name).is_some(), matched, "{name}: provider iff a listener matches");
+            let matched = self
+                .listening
+                .iter()
+                .any(|(_, pattern)| regress::Regex::new(pattern).unwrap().find(name).is_some());
+            assert_eq!(
+                self.machine.provider(name).is_some(),
+                matched,
+                "{name}: provider iff a listener matches"
+            );
         }
     }
 
@@ -280,12 +376,19 @@ impl Model {
         while !self.pending_locks.is_empty() {
             self.answer_lock();
         }
-        assert!(self.machine.is_empty(), "listen state left after every connection closed");
+        assert!(
+            self.machine.is_empty(),
+            "listen state left after every connection closed"
+        );
         assert!(self.published.is_empty() && self.locks.is_empty());
     }
 
     fn offers_of(&self, name: &str) -> Vec<Conn> {
-        self.offers.iter().filter(|(_, n, _)| n == name).map(|(c, _, _)| c.peer).collect()
+        self.offers
+            .iter()
+            .filter(|(_, n, _)| n == name)
+            .map(|(c, _, _)| c.peer)
+            .collect()
     }
 }
 
@@ -332,7 +435,9 @@ fn run(model: &mut Model, op: &Op) {
         Op::Unsubscribe(slot, name) => model.unsubscribe(slot, NAMES[name]),
         Op::Listen(slot, pattern) => model.listen(slot, PATTERNS[pattern]),
         Op::Unlisten(slot, pattern) => model.unlisten(slot, PATTERNS[pattern]),
-        Op::AcceptOffer(index) | Op::RejectOffer(index) | Op::Timeout(index) if !model.offers.is_empty() => {
+        Op::AcceptOffer(index) | Op::RejectOffer(index) | Op::Timeout(index)
+            if !model.offers.is_empty() =>
+        {
             let (candidate, name, generation) = model.offers[index % model.offers.len()].clone();
             match op {
                 Op::AcceptOffer(_) => model.accept(candidate.peer, &candidate.pattern, &name),
@@ -340,7 +445,9 @@ fn run(model: &mut Model, op: &Op) {
                 _ => model.timeout(&name, generation),
             }
         }
-        Op::AcceptUnasked(slot, pattern, name) => model.accept(model.conns[slot], PATTERNS[pattern], NAMES[name]),
+        Op::AcceptUnasked(slot, pattern, name) => {
+            model.accept(model.conns[slot], PATTERNS[pattern], NAMES[name])
+        }
         Op::Disconnect(slot) => model.disconnect(slot),
         Op::AnswerLock => model.answer_lock(),
         Op::Rematch => model.rematch(),
@@ -373,7 +480,11 @@ proptest! {
 
 /// Stops sent to `conn` for `name`.
 fn stops(model: &Model, conn: Conn, name: &str) -> usize {
-    model.stops.iter().filter(|(c, _, n)| *c == conn && n == name).count()
+    model
+        .stops
+        .iter()
+        .filter(|(c, _, n)| *c == conn && n == name)
+        .count()
 }
 
 const LISTENER: usize = 0;
@@ -389,11 +500,22 @@ fn regression_865_listener_is_asked_again_for_each_new_subscription() {
     let listener = model.conns[LISTENER];
     for round in 1..=3 {
         model.subscribe(SUBSCRIBER, "news/1");
-        assert_eq!(model.offers_of("news/1").len(), round, "offered in round {round}");
+        assert_eq!(
+            model.offers_of("news/1").len(),
+            round,
+            "offered in round {round}"
+        );
         model.accept(listener, "^news/", "news/1");
-        assert_eq!(model.machine.provider("news/1").map(|c| c.peer), Some(listener));
+        assert_eq!(
+            model.machine.provider("news/1").map(|c| c.peer),
+            Some(listener)
+        );
         model.unsubscribe(SUBSCRIBER, "news/1");
-        assert_eq!(stops(&model, listener, "news/1"), round, "told to stop in round {round}");
+        assert_eq!(
+            stops(&model, listener, "news/1"),
+            round,
+            "told to stop in round {round}"
+        );
         model.check();
     }
     // A rejection only holds for that subscription: the next one is offered again.
@@ -420,7 +542,10 @@ fn regression_891_no_stale_state_after_disconnects() {
     model.check();
     assert_eq!(model.offers_of("news/1"), vec![first, second]);
     model.accept(second, "^news/", "news/1");
-    assert_eq!(model.machine.provider("news/1").map(|c| c.peer), Some(second));
+    assert_eq!(
+        model.machine.provider("news/1").map(|c| c.peer),
+        Some(second)
+    );
 
     // The subscriber leaves: the provider is told and the name is forgotten.
     model.disconnect(SUBSCRIBER);
@@ -461,7 +586,10 @@ fn regression_client_322_resubscribing_inside_the_listen_callback_settles() {
         model.check();
     }
     assert_eq!(model.offers_of("news/1").len(), 4);
-    assert_eq!(model.machine.provider("news/1").map(|c| c.peer), Some(listener));
+    assert_eq!(
+        model.machine.provider("news/1").map(|c| c.peer),
+        Some(listener)
+    );
     model.close_all();
 }
 
@@ -478,7 +606,10 @@ fn a_listener_leaving_during_a_search_is_no_longer_asked() {
     assert_eq!(model.offers_of("news/1"), vec![first]);
     model.unlisten(OTHER_LISTENER, "^news/");
     model.reject(first, "^news/", "news/1");
-    assert_eq!(model.offers_of("news/1"), vec![first, model.conns[SUBSCRIBER]]);
+    assert_eq!(
+        model.offers_of("news/1"),
+        vec![first, model.conns[SUBSCRIBER]]
+    );
     model.check();
 }
 
@@ -497,7 +628,10 @@ fn timeouts_move_on_and_stale_timers_do_nothing() {
     assert_eq!(model.timeouts.len(), 1);
     // The slow first listener accepts late: still welcome, the search is running.
     model.accept(first, "^news/", "news/1");
-    assert_eq!(model.machine.provider("news/1").map(|c| c.peer), Some(first));
+    assert_eq!(
+        model.machine.provider("news/1").map(|c| c.peer),
+        Some(first)
+    );
     // The second one, asked meanwhile, accepts too: told to stop at once.
     model.accept(second, "^news/", "news/1");
     assert_eq!(stops(&model, second, "news/1"), 1);
@@ -513,10 +647,222 @@ fn listening_during_a_search_queues_the_listener() {
     model.subscribe(SUBSCRIBER, "news/1");
     model.listen(OTHER_LISTENER, "news");
     model.reject(model.conns[LISTENER], "^news/", "news/1");
-    assert_eq!(model.offers_of("news/1"), vec![model.conns[LISTENER], model.conns[OTHER_LISTENER]]);
+    assert_eq!(
+        model.offers_of("news/1"),
+        vec![model.conns[LISTENER], model.conns[OTHER_LISTENER]]
+    );
     let view = model.view();
     let mut machine = ListenState::new(false);
-    assert_eq!(machine.listen(&Conn(1), "([", &view).err(), Some(super::machine::ListenError::InvalidRegex));
+    assert_eq!(
+        machine.listen(&Conn(1), "([", &view).err(),
+        Some(super::machine::ListenError::InvalidRegex)
+    );
     assert!(machine.listen(&Conn(1), "a", &view).is_ok());
-    assert_eq!(machine.listen(&Conn(1), "a", &view).err(), Some(super::machine::ListenError::AlreadyListening));
+    assert_eq!(
+        machine.listen(&Conn(1), "a", &view).err(),
+        Some(super::machine::ListenError::AlreadyListening)
+    );
+}
+
+/// The registry wired to a real subscription registry, in record mode (has-provider notices).
+mod registry {
+    use std::{path::Path, sync::Arc};
+
+    use crate::{
+        config::{Config, Overrides},
+        listen::{ListenRegistry, RECORDS},
+        protocol::{Message, RecordAction, StateRegistryTopic, Topic},
+        server::{Server, TopicHandler},
+        subscription_registry::{RegistryActions, SubscriptionRegistry},
+        test_support::Client,
+    };
+
+    const ACTIONS: RegistryActions = RegistryActions {
+        multiple_subscriptions: RecordAction::MultipleSubscriptions as i32,
+    };
+
+    fn record_listening() -> (Arc<SubscriptionRegistry>, Arc<ListenRegistry>) {
+        let settings = serde_json::json!({ "listen": { "shuffleProviders": false }, "enabledFeatures": { "record": false } });
+        let config = Config::from_value(settings, Path::new("."), &Overrides::default())
+            .expect("valid config");
+        let server = Server::new(config).expect("server builds");
+        let states = &server.services.cluster_states;
+        let subscriptions = SubscriptionRegistry::new(
+            Topic::Record,
+            ACTIONS,
+            states
+                .registry(StateRegistryTopic::RecordSubscriptions as i32)
+                .unwrap(),
+            server.services.cluster_node.clone(),
+            server.services.monitoring.clone(),
+        );
+        let listen = ListenRegistry::new(
+            &RECORDS,
+            &server.config.listen,
+            subscriptions.clone(),
+            &server.services,
+        )
+        .expect("listening builds");
+        (subscriptions, listen)
+    }
+
+    fn listen_message(action: RecordAction, pattern: &str, subscription: Option<&str>) -> Message {
+        let mut message = Message::new(Topic::Record, action).with_name(pattern);
+        message.subscription = subscription.map(str::to_owned);
+        message
+    }
+
+    fn actions(client: &mut Client) -> Vec<(Option<RecordAction>, Option<String>, Option<String>)> {
+        client
+            .messages()
+            .into_iter()
+            .map(|m| (m.action_as(), m.name, m.subscription))
+            .collect()
+    }
+
+    fn notice(
+        action: RecordAction,
+        name: &str,
+    ) -> (Option<RecordAction>, Option<String>, Option<String>) {
+        (Some(action), Some(name.to_owned()), None)
+    }
+
+    #[tokio::test]
+    async fn records_subscribers_learn_about_providers_coming_and_going() {
+        let (subscriptions, listen) = record_listening();
+        let (mut p, mut q) = (Client::new(1, "p", None), Client::new(2, "q", None));
+        let (mut a, mut c) = (Client::new(3, "a", None), Client::new(4, "c", None));
+        let found = |pattern: &str| {
+            (
+                Some(RecordAction::SubscriptionForPatternFound),
+                Some(pattern.to_owned()),
+                Some("weather/berlin".to_owned()),
+            )
+        };
+
+        listen.handle(
+            &p.connection,
+            listen_message(RecordAction::Listen, "^weather/", None),
+        );
+        let ack = p.messages();
+        assert_eq!(
+            (ack[0].action_as(), ack[0].is_ack),
+            (Some(RecordAction::Listen), true)
+        );
+        listen.handle(
+            &p.connection,
+            listen_message(RecordAction::Listen, "^weather/", None),
+        );
+        let duplicate = p.messages();
+        assert_eq!(
+            duplicate[0].action_as(),
+            Some(RecordAction::MultipleSubscriptions)
+        );
+        assert_eq!(
+            duplicate[0].original_action,
+            Some(RecordAction::Listen as i32)
+        );
+        listen.handle(
+            &q.connection,
+            listen_message(RecordAction::Listen, "([", None),
+        );
+        assert_eq!(
+            actions(&mut q),
+            vec![(
+                Some(RecordAction::InvalidListenRegex),
+                Some("([".into()),
+                None
+            )]
+        );
+
+        subscriptions.subscribe(
+            "weather/berlin",
+            &a.connection,
+            RecordAction::Subscribe as i32,
+        );
+        assert_eq!(actions(&mut p), vec![found("^weather/")]);
+        listen.handle(
+            &p.connection,
+            listen_message(
+                RecordAction::ListenAccept,
+                "^weather/",
+                Some("weather/berlin"),
+            ),
+        );
+        assert_eq!(
+            actions(&mut a),
+            vec![notice(
+                RecordAction::SubscriptionHasProvider,
+                "weather/berlin"
+            )]
+        );
+
+        // Subscribed while provided: told at subscription time.
+        subscriptions.subscribe(
+            "weather/berlin",
+            &c.connection,
+            RecordAction::Subscribe as i32,
+        );
+        assert_eq!(
+            actions(&mut c),
+            vec![notice(
+                RecordAction::SubscriptionHasProvider,
+                "weather/berlin"
+            )]
+        );
+
+        // The provider leaves: subscribers are told, the new listener is asked and accepts.
+        listen.handle(
+            &q.connection,
+            listen_message(RecordAction::Listen, "weather", None),
+        );
+        q.messages();
+        p.close();
+        listen.client_disconnected(&p.connection);
+        assert_eq!(
+            actions(&mut a),
+            vec![notice(
+                RecordAction::SubscriptionHasNoProvider,
+                "weather/berlin"
+            )]
+        );
+        assert_eq!(actions(&mut q), vec![found("weather")]);
+        listen.handle(
+            &q.connection,
+            listen_message(
+                RecordAction::ListenAccept,
+                "weather",
+                Some("weather/berlin"),
+            ),
+        );
+        assert_eq!(
+            actions(&mut c),
+            vec![
+                notice(RecordAction::SubscriptionHasNoProvider, "weather/berlin"),
+                notice(RecordAction::SubscriptionHasProvider, "weather/berlin"),
+            ]
+        );
+
+        // Only the last subscriber leaving stops the provider.
+        subscriptions.unsubscribe("weather/berlin", &a.connection);
+        assert!(q.messages().is_empty());
+        subscriptions.remove_connection(&c.connection);
+        let removed = (
+            Some(RecordAction::SubscriptionForPatternRemoved),
+            Some("weather".to_owned()),
+            Some("weather/berlin".to_owned()),
+        );
+        assert_eq!(actions(&mut q), vec![removed]);
+
+        listen.handle(
+            &q.connection,
+            listen_message(RecordAction::Unlisten, "weather", None),
+        );
+        assert_eq!(q.messages()[0].action_as(), Some(RecordAction::Unlisten));
+        listen.handle(
+            &q.connection,
+            listen_message(RecordAction::Unlisten, "weather", None),
+        );
+        assert!(q.messages().is_empty(), "no ack when not listening");
+    }
 }

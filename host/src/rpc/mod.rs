@@ -29,8 +29,9 @@ use crate::{
 };
 
 /// Reply actions of the provider registry.
-pub const RPC_ACTIONS: RegistryActions =
-    RegistryActions { multiple_subscriptions: RpcAction::MultipleProviders as i32 };
+pub const RPC_ACTIONS: RegistryActions = RegistryActions {
+    multiple_subscriptions: RpcAction::MultipleProviders as i32,
+};
 
 /// One side of a call: a local connection, or another server acting for its client.
 #[derive(Clone)]
@@ -118,7 +119,7 @@ impl RpcHandler {
             config,
             cluster: cluster.clone(),
             server_name,
-            timers: Timers::new(),
+            timers: Timers::on_current_runtime(),
         });
         let me = Arc::downgrade(&handler);
         cluster.subscribe(
@@ -159,7 +160,9 @@ impl RpcHandler {
         let (Some(name), Some(correlation_id)) = (message.name, message.correlation_id) else {
             return;
         };
-        let mut request = Message::new(Topic::Rpc, RpcAction::Request).with_name(name).with_correlation_id(correlation_id);
+        let mut request = Message::new(Topic::Rpc, RpcAction::Request)
+            .with_name(name)
+            .with_correlation_id(correlation_id);
         request.data = message.data;
         match &requestor {
             Endpoint::Local(connection) => {
@@ -180,14 +183,25 @@ impl RpcHandler {
         }
         let may_forward = matches!(requestor, Endpoint::Local(_));
         // `provider` is set by `route` before anyone can answer.
-        let call = Call { request, provider: requestor.clone(), requestor, tried: Vec::new(), accepted: false, may_forward };
+        let call = Call {
+            request,
+            provider: requestor.clone(),
+            requestor,
+            tried: Vec::new(),
+            accepted: false,
+            may_forward,
+        };
         self.route(call);
     }
 
     /// Gives the call to a provider not tried yet, or answers NO_RPC_PROVIDER.
     fn route(&self, mut call: Call) {
         let Some(provider) = self.next_provider(&call) else {
-            tracing::warn!(event = "NO_RPC_PROVIDER", "no provider for rpc {}", call.name());
+            tracing::warn!(
+                event = "NO_RPC_PROVIDER",
+                "no provider for rpc {}",
+                call.name()
+            );
             self.send(&call.requestor, &call.reply(RpcAction::NoRpcProvider));
             return;
         };
@@ -199,8 +213,16 @@ impl RpcHandler {
         call.provider = provider;
         call.accepted = false;
         self.calls.lock().insert(leg.clone(), call);
-        self.expire(leg.clone(), self.config.ack_timeout, RpcAction::AcceptTimeout);
-        self.expire(leg, self.config.response_timeout, RpcAction::ResponseTimeout);
+        self.expire(
+            leg.clone(),
+            self.config.ack_timeout,
+            RpcAction::AcceptTimeout,
+        );
+        self.expire(
+            leg,
+            self.config.response_timeout,
+            RpcAction::ResponseTimeout,
+        );
     }
 
     /// A random local provider, else (for our own clients) a random other server with one.
@@ -241,7 +263,9 @@ impl RpcHandler {
             };
             let call = {
                 let mut calls = handler.calls.lock();
-                let pending = calls.get(&leg).is_some_and(|call| action == RpcAction::ResponseTimeout || !call.accepted);
+                let pending = calls
+                    .get(&leg)
+                    .is_some_and(|call| action == RpcAction::ResponseTimeout || !call.accepted);
                 if pending { calls.remove(&leg) } else { None }
             };
             if let Some(call) = call
@@ -263,7 +287,8 @@ impl RpcHandler {
         };
         match action {
             RpcAction::Accept if call.accepted => {
-                let mut again = Message::new(Topic::Rpc, RpcAction::MultipleAccept).with_correlation_id(leg);
+                let mut again =
+                    Message::new(Topic::Rpc, RpcAction::MultipleAccept).with_correlation_id(leg);
                 again.name = message.name;
                 drop(calls);
                 self.send(&sender, &again);
@@ -292,7 +317,11 @@ impl RpcHandler {
 
     /// A reply for no call in flight (finished, timed out, or not this sender's).
     fn invalid_correlation_id(&self, sender: &Endpoint, message: Message) {
-        tracing::warn!(event = "INVALID_RPC_CORRELATION_ID", "no rpc {:?} for this reply", message.correlation_id);
+        tracing::warn!(
+            event = "INVALID_RPC_CORRELATION_ID",
+            "no rpc {:?} for this reply",
+            message.correlation_id
+        );
         if let Endpoint::Local(connection) = sender {
             let mut reply = Message::new(Topic::Rpc, RpcAction::InvalidRpcCorrelationId)
                 .with_original_action(message.action)
@@ -319,3 +348,6 @@ impl TopicHandler for RpcHandler {
         self.providers.remove_connection(connection);
     }
 }
+
+#[cfg(test)]
+mod tests;
