@@ -51,12 +51,23 @@ impl Context {
     pub fn standalone(instance_name: &str) -> Context {
         Context {
             instance_name: instance_name.to_owned(),
-            host: HostServices_TO::from_ptr(
-                RArc::new(StandaloneHost),
-                abi_stable::sabi_trait::TD_Opaque,
-            ),
+            host: standalone_host(),
         }
     }
+}
+
+/// What a slot constructor receives outside any server, for a plugin's own tests of its
+/// exported constructors (`sdk::new_storage::<T>(standalone_init("storage", "{}"))`).
+pub fn standalone_init(instance_name: &str, options_json: &str) -> crate::abi::PluginInit {
+    crate::abi::PluginInit {
+        instance_name: instance_name.into(),
+        options_json: options_json.into(),
+        host: standalone_host(),
+    }
+}
+
+fn standalone_host() -> HostServices_TO<'static, RArc<()>> {
+    HostServices_TO::from_ptr(RArc::new(StandaloneHost), abi_stable::sabi_trait::TD_Opaque)
 }
 
 /// Host services when no server is around.

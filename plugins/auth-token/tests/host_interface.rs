@@ -1,33 +1,12 @@
 //! The exported authentication slot, driven the way the server drives it: options as JSON
 //! text through `Plugin::new`, answers as FFI values.
 
-use abi_stable::{
-    sabi_trait::TD_Opaque,
-    std_types::{RArc, ROption, RResult, RStr, RString},
-};
+use abi_stable::std_types::{ROption, RResult, RStr};
 use auth_token::TokenAuthentication;
-use deepstream_plugin::abi::{
-    Answer, AuthVerdict, HostServices, HostServices_TO, LogLevel, PluginInit,
-};
-
-struct TestHost;
-
-impl HostServices for TestHost {
-    fn log_enabled(&self, _level: LogLevel) -> bool {
-        false
-    }
-    fn log(&self, _level: LogLevel, _target: RStr<'_>, _message: RStr<'_>) {}
-    fn server_name(&self) -> RString {
-        "test-server".into()
-    }
-}
+use deepstream_plugin::abi::{Answer, AuthVerdict, PluginInit};
 
 fn init(options: &str) -> PluginInit {
-    PluginInit {
-        instance_name: "auth[0]".into(),
-        options_json: options.into(),
-        host: HostServices_TO::from_ptr(RArc::new(TestHost), TD_Opaque),
-    }
+    deepstream_plugin::sdk::standalone_init("auth[0]", options)
 }
 
 fn ready(answer: Answer<ROption<AuthVerdict>>) -> Option<AuthVerdict> {

@@ -1,10 +1,7 @@
 //! The permission decisions, through the SDK's `Permission` trait and the exported slot.
 
-use abi_stable::{
-    sabi_trait::TD_Opaque,
-    std_types::{RArc, ROption, RResult, RStr, RString},
-};
-use deepstream_plugin::abi::{self, Answer, HostServices, HostServices_TO, LogLevel, PluginInit};
+use abi_stable::std_types::{ROption, RResult, RStr};
+use deepstream_plugin::abi::{self, Answer, PluginInit};
 use deepstream_plugin::sdk::{Check, Permission, PermissionRequest};
 use permission_user_scope::{Options, UserScopePermission, is_allowed};
 
@@ -72,24 +69,8 @@ fn options_must_be_empty() {
     assert!(serde_json::from_str::<Options>(r#"{"topics": [5]}"#).is_err());
 }
 
-struct TestHost;
-
-impl HostServices for TestHost {
-    fn log_enabled(&self, _level: LogLevel) -> bool {
-        false
-    }
-    fn log(&self, _level: LogLevel, _target: RStr<'_>, _message: RStr<'_>) {}
-    fn server_name(&self) -> RString {
-        "test-server".into()
-    }
-}
-
 fn init(options: &str) -> PluginInit {
-    PluginInit {
-        instance_name: "permission".into(),
-        options_json: options.into(),
-        host: HostServices_TO::from_ptr(RArc::new(TestHost), TD_Opaque),
-    }
+    deepstream_plugin::sdk::standalone_init("permission", options)
 }
 
 #[test]

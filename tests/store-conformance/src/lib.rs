@@ -18,12 +18,9 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use abi_stable::{
-    sabi_trait::TD_Opaque,
-    std_types::{RArc, RStr, RString, RVec},
-};
+use abi_stable::std_types::{RArc, RString, RVec};
 use deepstream_plugin::{
-    abi::{HostServices, HostServices_TO, Instance, LogLevel, PluginInit, RecordStorePlugin_TO},
+    abi::{Instance, RecordStorePlugin_TO},
     sdk::{RecordStore, Stored},
 };
 use serde_json::{Value, json};
@@ -75,46 +72,30 @@ impl<T: RecordStore> Store for T {
     }
 }
 
-/// A host stand-in: logs nothing, names itself `test-server`.
-struct TestHost;
-
-impl HostServices for TestHost {
-    fn log_enabled(&self, _level: LogLevel) -> bool {
-        false
-    }
-    fn log(&self, _level: LogLevel, _target: RStr<'_>, _message: RStr<'_>) {}
-    fn server_name(&self) -> RString {
-        "test-server".into()
-    }
-}
-
-/// What a slot constructor is handed, for options given as JSON text.
-pub fn plugin_init(instance_name: &str, options_json: &str) -> PluginInit {
-    PluginInit {
-        instance_name: instance_name.into(),
-        options_json: options_json.into(),
-        host: HostServices_TO::from_ptr(RArc::new(TestHost), TD_Opaque),
-    }
-}
-
 /// A store built through its exported slot constructor, called as the server calls it.
 pub struct Hosted(Instance<RecordStorePlugin_TO<'static, RArc<()>>>);
 
 impl Hosted {
     /// Builds `T` for the `storage` slot from options JSON text.
     pub fn storage<T: RecordStore>(options_json: &str) -> Result<Hosted, String> {
-        deepstream_plugin::sdk::new_storage::<T>(plugin_init("storage", options_json))
-            .into_result()
-            .map(Hosted)
-            .map_err(String::from)
+        deepstream_plugin::sdk::new_storage::<T>(deepstream_plugin::sdk::standalone_init(
+            "storage",
+            options_json,
+        ))
+        .into_result()
+        .map(Hosted)
+        .map_err(String::from)
     }
 
     /// Builds `T` for the `cache` slot from options JSON text.
     pub fn cache<T: RecordStore>(options_json: &str) -> Result<Hosted, String> {
-        deepstream_plugin::sdk::new_cache::<T>(plugin_init("cache", options_json))
-            .into_result()
-            .map(Hosted)
-            .map_err(String::from)
+        deepstream_plugin::sdk::new_cache::<T>(deepstream_plugin::sdk::standalone_init(
+            "cache",
+            options_json,
+        ))
+        .into_result()
+        .map(Hosted)
+        .map_err(String::from)
     }
 
     pub fn description(&self) -> String {
