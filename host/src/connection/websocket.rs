@@ -34,7 +34,7 @@ const MAX_BATCH: usize = 256;
 pub fn websocket_config(options: &WebSocketEndpointOptions) -> WebSocketConfig {
     let max = usize::try_from(options.max_message_size).unwrap_or(usize::MAX);
     WebSocketConfig::default()
-        .read_buffer_size(4096)
+        .read_buffer_size(512)
         .max_message_size(Some(max))
         .max_frame_size(Some(max))
 }
