@@ -13,6 +13,7 @@ pub mod http;
 pub mod logging;
 pub mod plugin;
 pub mod protocol;
+pub mod record;
 pub mod server;
 pub mod services;
 pub mod subscription_registry;
@@ -28,6 +29,7 @@ use crate::{
 
 /// State registry topics of the core's registries (server.md §2.4.10).
 const EVENT_SUBSCRIPTIONS: i32 = 11;
+const RECORD_SUBSCRIPTIONS: i32 = 12;
 
 /// Builds the handler of every enabled feature, indexed by topic number.
 pub fn handlers(config: &Config, services: &Services) -> Result<Vec<Option<Arc<dyn TopicHandler>>>, String> {
@@ -44,6 +46,20 @@ pub fn handlers(config: &Config, services: &Services) -> Result<Vec<Option<Arc<d
     if config.enabled_features.event {
         let subscriptions = registry(Topic::Event, EVENT_SUBSCRIPTIONS, event::EVENT_ACTIONS)?;
         handlers[Topic::Event as usize] = Some(Arc::new(event::EventHandler::new(subscriptions)));
+    }
+    if config.enabled_features.record {
+        // Record listening attaches to this registry (`set_listener`) and is passed to the
+        // handler as the delegate for the listen actions.
+        let subscriptions = registry(Topic::Record, RECORD_SUBSCRIPTIONS, record::RECORD_ACTIONS)?;
+        let handler = record::RecordHandler::new(
+            &config.record,
+            services.cache.clone(),
+            services.storage.clone(),
+            services.permission.clone(),
+            subscriptions,
+            None,
+        );
+        handlers[Topic::Record as usize] = Some(Arc::new(handler));
     }
     Ok(handlers)
 }
