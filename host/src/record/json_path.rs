@@ -91,7 +91,7 @@ impl Path {
     /// the next index if the next step is an index, else an object. That happens on erase too.
     /// Erasing an array element leaves `null` (JS `delete` makes a hole).
     ///
-    /// On error `root` may already hold new empty containers; callers apply to a copy.
+    /// On error `root` may already hold new empty containers: callers discard it.
     pub fn apply(&self, root: &mut Value, value: Option<Value>) -> Result<(), PathError> {
         if !(root.is_object() || root.is_array()) {
             return Err(PathError::NotAContainer);

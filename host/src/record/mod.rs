@@ -80,8 +80,8 @@ struct Records {
 
 impl RecordHandler {
     /// `subscriptions` is the RECORD registry (state registry topic 12); `listen` receives
-    /// the record listen actions and connection closes (`None`: listen actions are refused
-    /// as unknown).
+    /// the record listen actions and connection opens/closes (`None`: listen actions are
+    /// logged and ignored like unknown ones).
     pub fn new(
         config: &RecordConfig,
         cache: Arc<dyn RecordStore>,
@@ -128,13 +128,13 @@ impl TopicHandler for RecordHandler {
             Some(A::Read) => read::read(records, connection, message),
             Some(A::Head) => read::head(records, connection, message),
             Some(
-                A::Update
+                action @ (A::Update
                 | A::Patch
                 | A::Erase
                 | A::CreateAndUpdate
                 | A::CreateAndPatch
-                | A::PatchMulti,
-            ) => write::receive(records, connection, message),
+                | A::PatchMulti),
+            ) => write::receive(records, connection, action, message),
             Some(A::Delete) => delete::receive(records, connection, message),
             Some(A::Notify) => notify::receive(records, connection, message),
             Some(A::Listen | A::Unlisten | A::ListenAccept | A::ListenReject) => match &self.listen
@@ -222,7 +222,7 @@ fn echo(request: &Message, action: RecordAction, original_action: impl Into<i32>
 }
 
 /// The reply to a failed lookup (§5.2): `{action: <error>, originalAction, name, isError}`.
-fn lookup_failed(name: &str, original_action: RecordAction, error: &LookupError) -> Message {
+fn lookup_failed(name: &str, original_action: impl Into<i32>, error: &LookupError) -> Message {
     tracing::warn!(event = "RECORD_LOAD_ERROR", "record {name}: {error}");
     Message::new(Topic::Record, error.action())
         .with_original_action(original_action)

@@ -50,21 +50,16 @@ impl Subscribe {
     /// subscribe, then READ_RESPONSE with the state as of the subscription (version −1 and
     /// `{}` for a missing record of SUBSCRIBEANDREAD).
     pub async fn run(self, records: &Records, name: &str, state: &mut State) {
-        let original_action = if self.request.action == RecordAction::SubscribeCreateAndRead as i32
-        {
-            RecordAction::SubscribeCreateAndRead
-        } else {
-            RecordAction::SubscribeAndRead
-        };
+        let create = self.request.action == RecordAction::SubscribeCreateAndRead as i32;
         let exists = match state.load(records, name).await {
             Ok(current) => current.is_some(),
             Err(error) => {
                 return self
                     .connection
-                    .send(&lookup_failed(name, original_action, &error));
+                    .send(&lookup_failed(name, self.request.action, &error));
             }
         };
-        if !exists && original_action == RecordAction::SubscribeCreateAndRead {
+        if !exists && create {
             if !records
                 .allowed(&self.connection, &self.request, RecordAction::Create, name)
                 .await

@@ -70,7 +70,8 @@ pub struct Current {
     pub version: i32,
     /// JSON text, shared with the cache, storage and outgoing messages.
     pub data: Arc<str>,
-    /// `data` parsed, kept for the next PATCH; full replacements only need the text.
+    /// `data` parsed, kept for the next PATCH so it need not parse the text again; full
+    /// replacements only need the text.
     parsed: Option<Value>,
 }
 
@@ -83,10 +84,11 @@ impl Current {
         }
     }
 
-    /// A copy of the data as a JSON value, to apply a patch to.
-    pub fn value(&self) -> Result<Value, serde_json::Error> {
-        match &self.parsed {
-            Some(value) => Ok(value.clone()),
+    /// The data as a JSON value to patch: the parsed form if there is one (taken, not copied;
+    /// the commit stores the patched value back), else parsed from the text.
+    pub fn take_value(&mut self) -> Result<Value, serde_json::Error> {
+        match self.parsed.take() {
+            Some(value) => Ok(value),
             None => serde_json::from_str(&self.data),
         }
     }

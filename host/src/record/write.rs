@@ -11,6 +11,11 @@
 //!   and data (the client merges from it).
 //!
 //! A refused write consumes no version and never stops the queue.
+//!
+//! Upserts are checked for `write` (as UPDATE/PATCH) and, only when the record does not exist
+//! yet, for `create` (the reference asks for `create` whenever no other write to the record
+//! happens to be queued). Hot-path upserts (§5.7) skip the version check: they are stored and
+//! broadcast as version 0, and their write ack carries `isWriteAck` so the client can match it.
 
 use std::sync::Arc;
 
@@ -61,11 +66,16 @@ enum Change {
 }
 
 /// Validates a write and queues it, or answers the client with the error.
-pub fn receive(records: &Arc<Records>, connection: &ConnectionHandle, request: Message) {
+pub fn receive(
+    records: &Arc<Records>,
+    connection: &ConnectionHandle,
+    client_action: RecordAction,
+    request: Message,
+) {
     let Some(name) = name_of(connection, &request) else {
         return;
     };
-    match Write::new(records, connection, request, &name) {
+    match Write::new(records, connection, client_action, request, &name) {
         Ok(write) => records.enqueue(&name, Op::Write(write)),
         Err(reply) => connection.send(&reply),
     }
@@ -76,10 +86,10 @@ impl Write {
     fn new(
         records: &Records,
         connection: &ConnectionHandle,
+        client_action: RecordAction,
         request: Message,
         name: &str,
     ) -> Result<Write, Box<Message>> {
-        let client_action = request.action_as().unwrap_or(RecordAction::Update);
         let upsert = matches!(
             client_action,
             RecordAction::CreateAndUpdate | RecordAction::CreateAndPatch
@@ -186,10 +196,10 @@ impl Write {
             return;
         }
         let current = match state {
-            State::Present(current) => Some(&*current),
+            State::Present(current) => Some(current),
             _ => None,
         };
-        let version = current.map_or(0, |current| current.version);
+        let version = current.as_ref().map_or(0, |current| current.version);
         let Some(next) = version.checked_add(1) else {
             return self.connection.send(&self.update_error(name));
         };
@@ -222,14 +232,14 @@ impl Write {
     fn changed(
         &self,
         name: &str,
-        current: Option<&Current>,
+        current: Option<&mut Current>,
     ) -> Result<(Arc<str>, Option<Value>), Box<Message>> {
         let changes = match &self.change {
             Change::Replace(data) | Change::Overwrite(data) => return Ok((data.clone(), None)),
             Change::Patch(changes) => changes,
         };
         let mut data = match current {
-            Some(current) => current.value().map_err(|error| {
+            Some(current) => current.take_value().map_err(|error| {
                 tracing::error!(
                     event = "RECORD_UPDATE_ERROR",
                     "stored data of {name} is not JSON: {error}"
