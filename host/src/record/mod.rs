@@ -2,12 +2,12 @@
 //! cache and storage services and kept in sync between clients by broadcasting every accepted
 //! write to the record's other subscribers.
 //!
-//! * [`request`]: cache/storage access — read-through lookups with their timeouts, deletes.
-//! * [`transition`]: the per-record queue. Writes, creates, deletes and notify refreshes of one
+//! * `request`: cache/storage access — read-through lookups with their timeouts, deletes.
+//! * `transition`: the per-record queue. Writes, creates, deletes and notify refreshes of one
 //!   record run there one at a time, in arrival order, against the record's loaded state.
-//! * [`write`]: UPDATE/PATCH/ERASE/PATCH_MULTI and the upserts (§5.5–§5.7, §5.9).
-//! * [`subscribe`]: the subscribe variants (§5.3); [`read`]: READ and HEAD (§5.4).
-//! * [`delete`] (§5.8), [`notify`] (§5.10), [`json_path`] (§5.12).
+//! * `write`: UPDATE/PATCH/ERASE/PATCH_MULTI and the upserts (§5.5–§5.7, §5.9).
+//! * `subscribe`: the subscribe variants (§5.3); `read`: READ and HEAD (§5.4).
+//! * `delete` (§5.8), `notify` (§5.10), [`json_path`] (§5.12).
 //!
 //! # Where a write's data is
 //!
@@ -18,7 +18,9 @@
 //! fires only when the cache write **and** the storage write have both succeeded, so when a
 //! client holds an ack its data is in the cache and as durable as the storage service makes
 //! it. If either write fails the writer gets RECORD_UPDATE_ERROR instead of the ack (one reply
-//! per write, never both); a failed cache write is also not broadcast.
+//! per write, never both); a failed cache write is also not broadcast. Storage-excluded records
+//! live in the cache only, so their ack follows the cache write. A record created by
+//! `getRecord` (version 0, `{}`) is readable once cached; its storage write is not waited for.
 //!
 //! # Listening
 //!
@@ -223,7 +225,7 @@ fn echo(request: &Message, action: RecordAction, original_action: impl Into<i32>
 
 /// The reply to a failed lookup (§5.2): `{action: <error>, originalAction, name, isError}`.
 fn lookup_failed(name: &str, original_action: impl Into<i32>, error: &LookupError) -> Message {
-    tracing::warn!(event = "RECORD_LOAD_ERROR", "record {name}: {error}");
+    tracing::warn!(event = error.event(), "record {name}: {error}");
     Message::new(Topic::Record, error.action())
         .with_original_action(original_action)
         .with_name(name)

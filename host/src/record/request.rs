@@ -31,6 +31,15 @@ impl LookupError {
             LookupError::Load(_) => RecordAction::RecordLoadError,
         }
     }
+
+    /// The log event: the reply action's name.
+    pub fn event(&self) -> &'static str {
+        match self {
+            LookupError::CacheTimeout => "CACHE_RETRIEVAL_TIMEOUT",
+            LookupError::StorageTimeout => "STORAGE_RETRIEVAL_TIMEOUT",
+            LookupError::Load(_) => "RECORD_LOAD_ERROR",
+        }
+    }
 }
 
 /// The cache and storage services plus the `record` options that decide how they are used.
