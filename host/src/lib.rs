@@ -16,6 +16,7 @@ pub mod permission;
 pub mod plugin;
 pub mod presence;
 pub mod protocol;
+pub mod record;
 pub mod rpc;
 pub mod server;
 pub mod services;
@@ -93,6 +94,29 @@ pub fn handlers(
             subscriptions,
             online,
         )));
+    }
+    if config.enabled_features.record {
+        let subscriptions = registry(
+            Topic::Record,
+            StateRegistryTopic::RecordSubscriptions,
+            record::RECORD_ACTIONS,
+        )?;
+        // Record listening attaches to the registry itself and takes the listen actions.
+        let listen = ListenRegistry::new(
+            &listen::RECORDS,
+            &config.listen,
+            subscriptions.clone(),
+            services,
+        )?;
+        let handler = record::RecordHandler::new(
+            &config.record,
+            services.cache.clone(),
+            services.storage.clone(),
+            services.permission.clone(),
+            subscriptions,
+            Some(listen),
+        );
+        handlers[Topic::Record as usize] = Some(Arc::new(handler));
     }
     Ok(handlers)
 }

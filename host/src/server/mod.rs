@@ -20,7 +20,7 @@ use crate::{
     config::Config,
     connection::ConnectionHandle,
     protocol::{ConnectionAction, Message, Topic},
-    services::{Answer, AuthVerdict, Lifecycle, PermissionRequest},
+    services::{Answer, AuthVerdict, Lifecycle, Permission, PermissionRequest},
 };
 
 /// A topic's handler (event, record, rpc, presence). Handlers never block the connection's
@@ -250,46 +250,14 @@ impl Server {
         message: &Message,
         name: &str,
     ) -> bool {
-        let user = connection.user();
-        let request = PermissionRequest {
-            user_id: connection.user_id(),
-            server_data: user.and_then(|u| u.server_data.as_ref()),
-            topic: message.topic,
-            action: message.action,
+        check_permission(
+            self.services.permission.as_ref(),
+            connection,
+            message,
+            message.action,
             name,
-            data: message
-                .data
-                .as_deref()
-                .and_then(|d| std::str::from_utf8(d).ok()),
-            path: message.path.as_deref(),
-        };
-        let verdict = match self.services.permission.can_perform_action(&request) {
-            Answer::Ready(result) => result,
-            Answer::Pending(future) => future.await,
-        };
-        let denied_action = match verdict {
-            Ok(true) => return true,
-            Ok(false) => denial_actions(message.topic).map(|(_, denied)| denied),
-            Err(error) => {
-                tracing::warn!(
-                    event = "MESSAGE_PERMISSION_ERROR",
-                    "permission check for {name} failed: {error}"
-                );
-                denial_actions(message.topic).map(|(error, _)| error)
-            }
-        };
-        if let Some(action) = denied_action {
-            let mut reply = Message::new(message.topic, action)
-                .with_original_action(message.action)
-                .with_name(name)
-                .with_error();
-            reply.correlation_id = message.correlation_id.clone();
-            if message.is_write_ack == Some(true) {
-                reply.is_write_ack = Some(true);
-            }
-            connection.send(&reply);
-        }
-        false
+        )
+        .await
     }
 
     /// SERVICE_INIT: init + when_ready for every service, concurrently, each bounded by
@@ -346,6 +314,59 @@ impl Server {
             }
         }
     }
+}
+
+/// Asks `permission` whether `connection` may perform `action` on `name` with `message`'s data.
+/// A denial or a failed check is answered here, as a denial of `message` (its action becomes
+/// `originalAction`, protocol.md §3.2). The pipeline checks the client's action; handlers make
+/// secondary checks with another action (records: CREATE, READ, UPDATE, PATCH, §5.3, §5.7).
+pub async fn check_permission(
+    permission: &dyn Permission,
+    connection: &ConnectionHandle,
+    message: &Message,
+    action: i32,
+    name: &str,
+) -> bool {
+    let user = connection.user();
+    let request = PermissionRequest {
+        user_id: connection.user_id(),
+        server_data: user.and_then(|u| u.server_data.as_ref()),
+        topic: message.topic,
+        action,
+        name,
+        data: message
+            .data
+            .as_deref()
+            .and_then(|d| std::str::from_utf8(d).ok()),
+        path: message.path.as_deref(),
+    };
+    let verdict = match permission.can_perform_action(&request) {
+        Answer::Ready(result) => result,
+        Answer::Pending(future) => future.await,
+    };
+    let denied_action = match verdict {
+        Ok(true) => return true,
+        Ok(false) => denial_actions(message.topic).map(|(_, denied)| denied),
+        Err(error) => {
+            tracing::warn!(
+                event = "MESSAGE_PERMISSION_ERROR",
+                "permission check for {name} failed: {error}"
+            );
+            denial_actions(message.topic).map(|(error, _)| error)
+        }
+    };
+    if let Some(action) = denied_action {
+        let mut reply = Message::new(message.topic, action)
+            .with_original_action(message.action)
+            .with_name(name)
+            .with_error();
+        reply.correlation_id = message.correlation_id.clone();
+        if message.is_write_ack == Some(true) {
+            reply.is_write_ack = Some(true);
+        }
+        connection.send(&reply);
+    }
+    false
 }
 
 /// Readiness-tracks one service.

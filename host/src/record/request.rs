@@ -1,0 +1,190 @@
+//! Cache and storage access for records (protocol.md §5.1–§5.2, server.md §2.4.3–§2.4.4): the
+//! read-through lookup with its timeouts, deletes, and issuing the writes of a committed step.
+
+use std::{sync::Arc, time::Duration};
+
+use bytes::Bytes;
+
+use crate::{
+    config::RecordConfig,
+    protocol::RecordAction,
+    services::{Answer, RecordStore, ServiceError, StoredRecord},
+};
+
+/// Why a lookup failed; each maps to the error action the client is sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LookupError {
+    #[error("cache did not answer within cacheRetrievalTimeout")]
+    CacheTimeout,
+    #[error("storage did not answer within storageRetrievalTimeout")]
+    StorageTimeout,
+    #[error("{0}")]
+    Load(ServiceError),
+}
+
+impl LookupError {
+    /// The reply action: CACHE_RETRIEVAL_TIMEOUT, STORAGE_RETRIEVAL_TIMEOUT or RECORD_LOAD_ERROR.
+    pub fn action(&self) -> RecordAction {
+        match self {
+            LookupError::CacheTimeout => RecordAction::CacheRetrievalTimeout,
+            LookupError::StorageTimeout => RecordAction::StorageRetrievalTimeout,
+            LookupError::Load(_) => RecordAction::RecordLoadError,
+        }
+    }
+
+    /// The log event: the reply action's name.
+    pub fn event(&self) -> &'static str {
+        match self {
+            LookupError::CacheTimeout => "CACHE_RETRIEVAL_TIMEOUT",
+            LookupError::StorageTimeout => "STORAGE_RETRIEVAL_TIMEOUT",
+            LookupError::Load(_) => "RECORD_LOAD_ERROR",
+        }
+    }
+}
+
+/// The cache and storage services plus the `record` options that decide how they are used.
+pub struct Store {
+    /// Authoritative copy of live records; every read asks it first.
+    pub cache: Arc<dyn RecordStore>,
+    /// Durable copy; read on cache misses, written alongside the cache.
+    pub storage: Arc<dyn RecordStore>,
+    /// Limit for cache get/delete (`record.cacheRetrievalTimeout`).
+    cache_timeout: Duration,
+    /// Limit for storage get/delete (`record.storageRetrievalTimeout`).
+    storage_timeout: Duration,
+    /// Names that never touch storage (`record.storageExclusionPrefixes`).
+    exclusion_prefixes: Vec<String>,
+    /// Names whose upserts skip the version check (`record.storageHotPathPrefixes`, §5.7).
+    hot_path_prefixes: Vec<String>,
+}
+
+impl Store {
+    pub fn new(
+        config: &RecordConfig,
+        cache: Arc<dyn RecordStore>,
+        storage: Arc<dyn RecordStore>,
+    ) -> Self {
+        Store {
+            cache,
+            storage,
+            cache_timeout: config.cache_retrieval_timeout,
+            storage_timeout: config.storage_retrieval_timeout,
+            exclusion_prefixes: config.storage_exclusion_prefixes.clone(),
+            hot_path_prefixes: config.storage_hot_path_prefixes.clone(),
+        }
+    }
+
+    /// Whether `name` is kept in storage as well as in the cache.
+    pub fn uses_storage(&self, name: &str) -> bool {
+        !self
+            .exclusion_prefixes
+            .iter()
+            .any(|prefix| name.starts_with(prefix.as_str()))
+    }
+
+    pub fn is_hot_path(&self, name: &str) -> bool {
+        self.hot_path_prefixes
+            .iter()
+            .any(|prefix| name.starts_with(prefix.as_str()))
+    }
+
+    /// Cache first, then (unless excluded) storage; `None` when neither has the record.
+    ///
+    /// With `promote`, a storage hit is copied into the cache before returning. Only a
+    /// record's queue asks for that: a copy made outside it could land after a newer write
+    /// and roll the cache back.
+    pub async fn lookup(
+        &self,
+        name: &str,
+        promote: bool,
+    ) -> Result<Option<StoredRecord>, LookupError> {
+        let cached = within(self.cache.get(name), self.cache_timeout).await;
+        if let Some(record) = cached
+            .ok_or(LookupError::CacheTimeout)?
+            .map_err(LookupError::Load)?
+        {
+            return Ok(Some(record));
+        }
+        if !self.uses_storage(name) {
+            return Ok(None);
+        }
+        let stored = within(self.storage.get(name), self.storage_timeout).await;
+        let stored = stored
+            .ok_or(LookupError::StorageTimeout)?
+            .map_err(LookupError::Load)?;
+        if promote
+            && let Some(record) = &stored
+            && let Err(error) = self
+                .cache
+                .set(name, record.version, record.data.clone())
+                .resolve()
+                .await
+        {
+            tracing::warn!(
+                event = "RECORD_LOAD_ERROR",
+                "could not copy {name} from storage into the cache: {error}"
+            );
+        }
+        Ok(stored)
+    }
+
+    /// Deletes from cache and (unless excluded) storage in parallel, each within its timeout.
+    pub async fn delete(&self, name: &str) -> Result<(), ServiceError> {
+        let cache = within(self.cache.delete(name), self.cache_timeout);
+        let storage = async {
+            if !self.uses_storage(name) {
+                return Some(Ok(()));
+            }
+            within(self.storage.delete(name), self.storage_timeout).await
+        };
+        let (cached, stored) = futures_util::future::join(cache, storage).await;
+        cached.ok_or("cache delete timed out")??;
+        stored.ok_or("storage delete timed out")??;
+        Ok(())
+    }
+
+    /// Issues the storage write (unless excluded) and then the cache write of one version; the
+    /// caller decides what waits for which.
+    pub fn write(&self, name: &str, version: i32, data: &Arc<str>) -> Written {
+        let storage = if self.uses_storage(name) {
+            self.storage.set(name, version, data.clone())
+        } else {
+            Answer::Ready(Ok(()))
+        };
+        let cache = self.cache.set(name, version, data.clone());
+        Written { cache, storage }
+    }
+}
+
+/// The two outstanding writes of one record version.
+pub struct Written {
+    /// The cache write: broadcasts and the next queued step wait for it.
+    pub cache: Answer<()>,
+    /// The storage write (`Ready(Ok)` for excluded names): only write acks wait for it.
+    pub storage: Answer<()>,
+}
+
+/// Waits for `answer` at most `limit`; `None` when the limit passed (a late answer is dropped).
+async fn within<T: Send + 'static>(
+    answer: Answer<T>,
+    limit: Duration,
+) -> Option<Result<T, ServiceError>> {
+    match answer {
+        Answer::Ready(result) => Some(result),
+        Answer::Pending(future) => tokio::time::timeout(limit, future).await.ok(),
+    }
+}
+
+/// Record data as message payload without copying: `Bytes` can own the shared text.
+pub fn payload(data: &Arc<str>) -> Bytes {
+    Bytes::from_owner(Text(data.clone()))
+}
+
+/// Lets `Bytes` own an `Arc<str>` (which is not `AsRef<[u8]>` itself).
+struct Text(Arc<str>);
+
+impl AsRef<[u8]> for Text {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
