@@ -3,14 +3,17 @@
 use std::{
     path::{Path, PathBuf},
     process::ExitCode,
+    sync::Arc,
 };
 
 use clap::{Args, Parser, Subcommand};
 use deepstream::{
+    auth::hash::PasswordHasher,
     config::{Config, LogLevel, Overrides},
     plugin::{Loader, slot_list},
     server::Server,
 };
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 #[derive(Parser)]
 #[command(
@@ -31,6 +34,18 @@ enum Command {
     Validate(StartArgs),
     /// Show the plugin libraries in directories or files, or install one.
     Plugins(PluginsArgs),
+    /// Print a password hash for the users file, made with the hash settings of the config's
+    /// first `type: file` auth entry.
+    Hash(HashArgs),
+}
+
+#[derive(Args)]
+struct HashArgs {
+    /// The password to hash.
+    password: Option<String>,
+    /// Config file (default: the standard locations, see README).
+    #[arg(short = 'c', long = "config")]
+    config: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -114,6 +129,7 @@ fn main() -> ExitCode {
             action: None,
             paths,
         }) => list_plugins(&paths),
+        Command::Hash(args) => hash(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -141,6 +157,15 @@ fn start(args: &StartArgs) -> Result<(), String> {
         .map_err(|error| format!("cannot start the runtime: {error}"))?;
     runtime.block_on(async {
         let server = Server::new(config).map_err(|error| error.to_string())?;
+        // Installed before anything listens: unhandled, SIGHUP would end the process.
+        let hangups = signal(SignalKind::hangup())
+            .map_err(|error| format!("cannot install the SIGHUP handler: {error}"))?;
+        let reloads = tokio::spawn(reload_on_hangup(
+            server.clone(),
+            hangups,
+            server.config.config_file.clone(),
+            args.overrides(),
+        ));
         tracing::info!(event = "INFO", "server name: {}", server.config.server_name);
         tracing::info!(
             event = "INFO",
@@ -161,13 +186,14 @@ fn start(args: &StartArgs) -> Result<(), String> {
                 dir.display()
             );
         }
-        if let Err(error) = server.start_services().await {
-            server.shutdown().await;
-            return Err(error);
-        }
-        let listener = match deepstream::http::bind(&server).await {
+        let started = async {
+            server.start_services().await?;
+            deepstream::http::bind(&server).await
+        };
+        let listener = match started.await {
             Ok(listener) => listener,
             Err(error) => {
+                reloads.abort();
                 server.shutdown().await;
                 return Err(error);
             }
@@ -176,6 +202,7 @@ fn start(args: &StartArgs) -> Result<(), String> {
         tracing::info!(event = "INFO", "Deepstream started");
         wait_for_signal().await;
         tracing::info!(event = "INFO", "shutting down");
+        reloads.abort();
         server.shutdown().await;
         let _ = accept.await;
         Ok(())
@@ -183,12 +210,65 @@ fn start(args: &StartArgs) -> Result<(), String> {
 }
 
 async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
     let mut terminate = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {},
         _ = terminate.recv() => {},
     }
+}
+
+/// SIGHUP: reads the config file (the one found at start) again and gives the `type: file` auth handlers their users
+/// from it (server.md §4.2). A config or users file that does not load is logged and the
+/// current users stay in force.
+async fn reload_on_hangup(
+    server: Arc<Server>,
+    mut hangups: Signal,
+    config_file: Option<PathBuf>,
+    overrides: Overrides,
+) {
+    while hangups.recv().await.is_some() {
+        if server.services.file_auth.is_empty() {
+            tracing::info!(event = "INFO", "SIGHUP: no file authentication to reload");
+            continue;
+        }
+        let (path, overrides) = (config_file.clone(), overrides.clone());
+        let loaded =
+            tokio::task::spawn_blocking(move || Config::load(path.as_deref(), &overrides)).await;
+        let problem = match loaded {
+            Ok(Ok(fresh)) => {
+                deepstream::auth::reload_file_users(&server.services.file_auth, &fresh);
+                continue;
+            }
+            Ok(Err(error)) => error.problems().join("; "),
+            Err(error) => error.to_string(),
+        };
+        tracing::error!(
+            event = "CONFIG_ERROR",
+            "SIGHUP: users not reloaded, the current users stay in force: {problem}"
+        );
+    }
+}
+
+/// `deepstream hash PASSWORD` (server.md §4.2): the stored form of a password for the users
+/// file, with a fresh salt.
+fn hash(args: &HashArgs) -> Result<(), String> {
+    let config =
+        Config::load(args.config.as_deref(), &Overrides::default()).map_err(|e| e.to_string())?;
+    let entry = config
+        .auth
+        .iter()
+        .find(|decl| !decl.is_external() && decl.type_.as_deref() == Some("file"))
+        .ok_or("Can only use hash with file authentication as auth type")?;
+    let hasher = PasswordHasher::from_options(&entry.options)
+        .map_err(|error| format!("Hash could not be created: {error}"))?
+        .ok_or("Can only use hash with file authentication (set its `hash` option)")?;
+    let password = args
+        .password
+        .as_deref()
+        .filter(|password| !password.is_empty())
+        .ok_or("Must provide password to hash")?;
+    println!("Password hash: {}", hasher.create(password));
+    Ok(())
 }
 
 /// The library files of a directory, or the file itself.

@@ -6,6 +6,7 @@ use std::{path::PathBuf, sync::Arc};
 use deepstream_plugin::abi::{PluginLibraryRef, Slot};
 
 use crate::{
+    auth::{FileAuthentication, HttpAuthentication, StorageAuthentication},
     config::{Config, PluginDecl},
     plugin::{Library, LoadError, Loader, adapters::PluginService},
     services::{
@@ -41,6 +42,9 @@ pub struct Services {
     pub storage: Arc<dyn RecordStore>,
     pub cache: Arc<dyn RecordStore>,
     pub authentication: Vec<Arc<dyn Authentication>>,
+    /// The `type: file` handlers among them, by position in `auth`, so their users can be
+    /// reloaded (SIGHUP).
+    pub file_auth: Vec<(usize, Arc<FileAuthentication>)>,
     pub permission: Arc<dyn Permission>,
     pub locks: Arc<dyn LockRegistry>,
     pub cluster_node: Arc<dyn ClusterNode>,
@@ -170,14 +174,37 @@ pub fn build(config: &Config) -> Result<Services, BuildError> {
     };
 
     let mut authentication: Vec<Arc<dyn Authentication>> = Vec::new();
+    let mut file_auth = Vec::new();
     for (index, decl) in config.auth.iter().enumerate() {
         let key = format!("auth[{index}]");
+        let invalid = |error| BuildError::new(&key, error);
         authentication.push(if decl.is_external() {
             b.plugin(&key, decl, Slot::Authentication, |m| m.new_authentication())?
         } else {
             match decl.type_.as_deref() {
                 Some("none") => b.builtin(&key, builtin::OpenAuthentication),
-                _ => return Err(Builder::unknown_type(&key, decl, "none")),
+                Some("file") => {
+                    let handler = FileAuthentication::new(&decl.options).map_err(invalid)?;
+                    let handler = b.builtin(&key, handler);
+                    file_auth.push((index, handler.clone()));
+                    handler
+                }
+                Some("http") => {
+                    let handler = HttpAuthentication::new(&decl.options).map_err(invalid)?;
+                    b.builtin(&key, handler)
+                }
+                Some("storage") => {
+                    let handler = StorageAuthentication::new(&decl.options, storage.clone())
+                        .map_err(invalid)?;
+                    b.builtin(&key, handler)
+                }
+                _ => {
+                    return Err(Builder::unknown_type(
+                        &key,
+                        decl,
+                        "none, file, http or storage",
+                    ));
+                }
             }
         });
     }
@@ -261,6 +288,7 @@ pub fn build(config: &Config) -> Result<Services, BuildError> {
         storage,
         cache,
         authentication,
+        file_auth,
         permission,
         locks,
         cluster_node,

@@ -143,31 +143,23 @@ impl Server {
         connection_data: &serde_json::Value,
         auth_data: &serde_json::Value,
     ) -> Option<AuthVerdict> {
-        for handler in &self.services.authentication {
-            match handler
-                .is_valid_user(connection_data, auth_data)
-                .resolve()
+        let verdict =
+            match crate::auth::combine(&self.services.authentication, connection_data, auth_data)
                 .await
             {
-                Ok(Some(verdict)) => {
-                    self.services
-                        .monitoring
-                        .on_login(verdict.is_valid, "websocket");
-                    return Some(verdict);
-                }
-                Ok(None) => {}
+                Ok(verdict) => verdict,
                 Err(error) => {
                     tracing::error!(
                         event = "AUTH_ERROR",
                         "authentication handler failed: {error}"
                     );
-                    self.services.monitoring.on_login(false, "websocket");
-                    return None;
+                    None
                 }
-            }
-        }
-        self.services.monitoring.on_login(false, "websocket");
-        None
+            };
+        self.services
+            .monitoring
+            .on_login(verdict.as_ref().is_some_and(|v| v.is_valid), "websocket");
+        verdict
     }
 
     /// A connection logged in: presence, custom plugins.
