@@ -37,6 +37,12 @@ enum Command {
     /// Print a password hash for the users file, made with the hash settings of the config's
     /// first `type: file` auth entry.
     Hash(HashArgs),
+    /// Make a running server re-read its permissions and users (sends it SIGHUP).
+    Reload {
+        /// The process id of the running server.
+        #[arg(long)]
+        pid: u32,
+    },
 }
 
 #[derive(Args)]
@@ -130,6 +136,7 @@ fn main() -> ExitCode {
             paths,
         }) => list_plugins(&paths),
         Command::Hash(args) => hash(&args),
+        Command::Reload { pid } => reload(pid),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -157,15 +164,10 @@ fn start(args: &StartArgs) -> Result<(), String> {
         .map_err(|error| format!("cannot start the runtime: {error}"))?;
     runtime.block_on(async {
         let server = Server::new(config).map_err(|error| error.to_string())?;
-        // Installed before anything listens: unhandled, SIGHUP would end the process.
+        // Listened for before the port opens: until then SIGHUP (`deepstream reload`) would
+        // end the process.
         let hangups = signal(SignalKind::hangup())
-            .map_err(|error| format!("cannot install the SIGHUP handler: {error}"))?;
-        let reloads = tokio::spawn(reload_on_hangup(
-            server.clone(),
-            hangups,
-            server.config.config_file.clone(),
-            args.overrides(),
-        ));
+            .map_err(|error| format!("cannot listen for SIGHUP: {error}"))?;
         tracing::info!(event = "INFO", "server name: {}", server.config.server_name);
         tracing::info!(
             event = "INFO",
@@ -186,27 +188,57 @@ fn start(args: &StartArgs) -> Result<(), String> {
                 dir.display()
             );
         }
-        let started = async {
-            server.start_services().await?;
-            deepstream::http::bind(&server).await
-        };
-        let listener = match started.await {
+        if let Err(error) = server.start_services().await {
+            server.shutdown().await;
+            return Err(error);
+        }
+        let listener = match deepstream::http::bind(&server).await {
             Ok(listener) => listener,
             Err(error) => {
-                reloads.abort();
                 server.shutdown().await;
                 return Err(error);
             }
         };
         let accept = tokio::spawn(deepstream::http::serve(server.clone(), listener));
+        tokio::spawn(reload_on_hangup(
+            server.clone(),
+            hangups,
+            args.config.clone(),
+            args.overrides(),
+        ));
         tracing::info!(event = "INFO", "Deepstream started");
         wait_for_signal().await;
         tracing::info!(event = "INFO", "shutting down");
-        reloads.abort();
         server.shutdown().await;
         let _ = accept.await;
         Ok(())
     })
+}
+
+/// On SIGHUP, reads the config file again and hands reloadable services (permissions, users)
+/// their new options; anything refused keeps its old settings.
+async fn reload_on_hangup(
+    server: Arc<Server>,
+    mut hangups: Signal,
+    path: Option<PathBuf>,
+    overrides: Overrides,
+) {
+    while hangups.recv().await.is_some() {
+        match Config::load(path.as_deref(), &overrides) {
+            Err(error) => tracing::error!(
+                event = "CONFIG_ERROR",
+                "reload refused, old settings stay: {error}"
+            ),
+            Ok(config) => {
+                for outcome in server.reload(&config) {
+                    match outcome {
+                        Ok(line) => tracing::info!(event = "CONFIG_RELOAD", "{line}"),
+                        Err(line) => tracing::error!(event = "CONFIG_ERROR", "{line}"),
+                    }
+                }
+            }
+        }
+    }
 }
 
 async fn wait_for_signal() {
@@ -214,38 +246,6 @@ async fn wait_for_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {},
         _ = terminate.recv() => {},
-    }
-}
-
-/// SIGHUP: reads the config file (the one found at start) again and gives the `type: file` auth handlers their users
-/// from it (server.md §4.2). A config or users file that does not load is logged and the
-/// current users stay in force.
-async fn reload_on_hangup(
-    server: Arc<Server>,
-    mut hangups: Signal,
-    config_file: Option<PathBuf>,
-    overrides: Overrides,
-) {
-    while hangups.recv().await.is_some() {
-        if server.services.file_auth.is_empty() {
-            tracing::info!(event = "INFO", "SIGHUP: no file authentication to reload");
-            continue;
-        }
-        let (path, overrides) = (config_file.clone(), overrides.clone());
-        let loaded =
-            tokio::task::spawn_blocking(move || Config::load(path.as_deref(), &overrides)).await;
-        let problem = match loaded {
-            Ok(Ok(fresh)) => {
-                deepstream::auth::reload_file_users(&server.services.file_auth, &fresh);
-                continue;
-            }
-            Ok(Err(error)) => error.problems().join("; "),
-            Err(error) => error.to_string(),
-        };
-        tracing::error!(
-            event = "CONFIG_ERROR",
-            "SIGHUP: users not reloaded, the current users stay in force: {problem}"
-        );
     }
 }
 
@@ -269,6 +269,18 @@ fn hash(args: &HashArgs) -> Result<(), String> {
         .ok_or("Must provide password to hash")?;
     println!("Password hash: {}", hasher.create(password));
     Ok(())
+}
+
+fn reload(pid: u32) -> Result<(), String> {
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status()
+        .map_err(|error| format!("cannot run kill: {error}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("no deepstream process {pid} to reload"))
+    }
 }
 
 /// The library files of a directory, or the file itself.

@@ -128,6 +128,23 @@ impl SubscriptionRegistry {
         true
     }
 
+    /// Bulk subscribe (`names`, §3.4): each name silently, then one ack `{correlationId,
+    /// isAck}`, even when every name was a duplicate or `names` was empty.
+    pub fn subscribe_bulk(&self, connection: &ConnectionHandle, message: &Message) {
+        for name in &message.names {
+            self.subscribe(name, connection, message.action);
+        }
+        connection.send(&message.ack());
+    }
+
+    /// Bulk unsubscribe: names not subscribed are skipped silently, then one ack.
+    pub fn unsubscribe_bulk(&self, connection: &ConnectionHandle, message: &Message) {
+        for name in &message.names {
+            self.unsubscribe(name, connection);
+        }
+        connection.send(&message.ack());
+    }
+
     /// Unsubscribes; `false` when the connection was not subscribed.
     pub fn unsubscribe(&self, name: &str, connection: &ConnectionHandle) -> bool {
         let removed = {
@@ -197,6 +214,11 @@ impl SubscriptionRegistry {
     /// Names with subscribers anywhere in the cluster.
     pub fn names(&self) -> Vec<String> {
         self.state.all()
+    }
+
+    /// The servers with subscribers of `name` (this one included).
+    pub fn servers(&self, name: &str) -> Vec<String> {
+        self.state.all_servers(name)
     }
 
     /// Whether `name` has subscribers anywhere in the cluster.

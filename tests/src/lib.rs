@@ -89,7 +89,7 @@ pub struct ServerProcess {
     pub port: u16,
     /// Holds the config file for as long as the server runs.
     pub dir: tempfile::TempDir,
-    /// Everything printed so far (stdout, then stderr chunks as they come), so a test can wait
+    /// Everything printed so far (stdout and stderr chunks as they come), so a test can wait
     /// for a log line while the server runs.
     printed: Arc<Mutex<String>>,
     /// The threads copying stdout and stderr into `printed`; they end with the process.
@@ -118,7 +118,13 @@ pub fn write_config(yaml: &str) -> (tempfile::TempDir, PathBuf) {
 impl ServerProcess {
     /// Starts the server on `yaml` (which must use `port`) and waits until it accepts.
     pub fn start(yaml: &str, port: u16) -> ServerProcess {
-        let (dir, path) = write_config(yaml);
+        let (dir, _) = write_config(yaml);
+        Self::start_in(dir, port)
+    }
+
+    /// Starts the server on `dir/config.yml` (other files the config loads may sit beside it).
+    pub fn start_in(dir: tempfile::TempDir, port: u16) -> ServerProcess {
+        let path = dir.path().join("config.yml");
         let mut child = Command::new(binary())
             .args(["start", "-c"])
             .arg(&path)
@@ -155,19 +161,13 @@ impl ServerProcess {
         server
     }
 
-    /// Whether the process is still running.
-    pub fn is_running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-
-    /// Sends a signal by name (`HUP`, `TERM`, …).
+    /// Sends a signal (`HUP`, `TERM`, …) to the server.
     pub fn signal(&self, name: &str) {
         let status = Command::new("kill")
             .arg(format!("-{name}"))
             .arg(self.child.id().to_string())
-            .status()
-            .expect("running kill");
-        assert!(status.success(), "kill -{name} failed");
+            .status();
+        assert!(status.is_ok_and(|s| s.success()), "kill -{name} failed");
     }
 
     /// Waits until the server has printed `needle`; false after `timeout`.
@@ -180,6 +180,11 @@ impl ServerProcess {
             std::thread::sleep(Duration::from_millis(20));
         }
         true
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// Sends SIGTERM and waits for the exit; returns the status and everything printed.
@@ -304,6 +309,20 @@ impl RawClient {
     pub async fn closed(&mut self) -> bool {
         while self.recv().await.is_some() {}
         true
+    }
+
+    /// Skips messages until the server's close frame; returns its close code, if any.
+    pub async fn close_code(&mut self) -> Option<u16> {
+        loop {
+            let frame = tokio::time::timeout(REPLY_TIMEOUT, self.socket.next())
+                .await
+                .expect("the server did not close within 5 s");
+            match frame {
+                Some(Ok(WsMessage::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                None | Some(Err(_)) => return None,
+                Some(Ok(_)) => {}
+            }
+        }
     }
 
     /// CHALLENGE → ACCEPT.

@@ -136,7 +136,7 @@ async fn sighup_reloads_the_users_file_and_a_broken_file_keeps_the_old_users() {
     // Not YAML: the config does not load.
     std::fs::write(&users_file, "ann: {password: [a1\n").unwrap();
     server.signal("HUP");
-    assert!(server.wait_for_output("users not reloaded", SIGNAL_TIMEOUT));
+    assert!(server.wait_for_output("reload refused", SIGNAL_TIMEOUT));
     // YAML, but no users: the handler refuses it.
     std::fs::write(&users_file, "{}\n").unwrap();
     server.signal("HUP");

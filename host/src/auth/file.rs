@@ -1,7 +1,8 @@
 //! `auth: [{type: file}]` (server.md §4.2): users from the entry's `users` map — normally
 //! `fileLoad(users.yml)`, or the legacy `path` option, both read by the config module — with
-//! PBKDF2-hashed or plain-text passwords. The users (and hash settings) can be replaced at run
-//! time by [`FileAuthentication::reload`]; a login always sees one consistent set.
+//! PBKDF2-hashed or plain-text passwords. The users (and hash settings) are replaced at run
+//! time by `Lifecycle::reload` (SIGHUP, `deepstream reload`); a login always sees one
+//! consistent set.
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -13,7 +14,7 @@ use super::{
     hash::{self, PasswordHasher, constant_time_eq},
     reports_invalid_parameters,
 };
-use crate::services::{Answer, AuthVerdict, Authentication, Lifecycle};
+use crate::services::{Answer, AuthVerdict, Authentication, Lifecycle, ServiceError};
 
 /// What a client without a username or password is told (protocol.md §1.8).
 const MISSING_PARAMETERS: &str = "missing authentication parameter: username or/and password";
@@ -49,16 +50,6 @@ impl FileAuthentication {
             table: RwLock::new(Arc::new(UserTable::from_options(options)?)),
             report: reports_invalid_parameters(options),
         })
-    }
-
-    /// Replaces the users and hash settings with those of `options` (the entry as freshly
-    /// loaded from the config); on error the current users stay in force. Returns the number
-    /// of users now known.
-    pub fn reload(&self, options: &Value) -> Result<usize, SettingsError> {
-        let table = UserTable::from_options(options)?;
-        let count = table.users.len();
-        *self.table.write() = Arc::new(table);
-        Ok(count)
     }
 }
 
@@ -118,6 +109,7 @@ impl UserTable {
                 id: Some(username.to_owned()),
                 client_data: Some(entry.client_data.clone()),
                 server_data: Some(entry.server_data.clone()),
+                ..Default::default()
             })
         } else {
             report.then(AuthVerdict::default)
@@ -128,6 +120,13 @@ impl UserTable {
 impl Lifecycle for FileAuthentication {
     fn description(&self) -> String {
         format!("file with {} users", self.table.read().users.len())
+    }
+
+    /// Takes the users and hash settings of the freshly loaded entry; users that fail the
+    /// start-up checks are refused and the current ones stay in force.
+    fn reload(&self, options: &Value) -> Option<Result<(), ServiceError>> {
+        let table = UserTable::from_options(options).map_err(|error| error.to_string());
+        Some(table.map(|table| *self.table.write() = Arc::new(table)))
     }
 }
 
@@ -199,6 +198,7 @@ mod tests {
                 id: Some("userA".into()),
                 client_data: Some(json!({"favouriteColor": "red"})),
                 server_data: Some(json!({"role": "admin"})),
+                ..Default::default()
             })
         );
     }
@@ -284,17 +284,17 @@ mod tests {
 
         assert_eq!(
             auth.reload(&json!({"users": {"ann": {"password": "1"}, "ben": {"password": "2"}}})),
-            Ok(2)
+            Some(Ok(()))
         );
         assert!(ask(&auth, login("ben", "2")).await.unwrap().is_valid);
 
         assert_eq!(
             auth.reload(&json!({"users": {"ann": {}}})),
-            Err(SettingsError::MissingPassword("ann".into()))
+            Some(Err("missing password for ann".into()))
         );
         assert_eq!(
             auth.reload(&json!({"users": {}})),
-            Err(SettingsError::NoUsers)
+            Some(Err("no users present in user file".into()))
         );
         assert!(ask(&auth, login("ann", "1")).await.unwrap().is_valid);
         assert!(ask(&auth, login("ben", "2")).await.unwrap().is_valid);
@@ -305,7 +305,7 @@ mod tests {
     async fn reload_can_switch_to_hashed_passwords() {
         let auth = FileAuthentication::new(&json!({"users": {"userA": {"password": "password"}}}))
             .unwrap();
-        auth.reload(&hashed_options(true)).unwrap();
+        assert_eq!(auth.reload(&hashed_options(true)), Some(Ok(())));
         let verdict = ask(&auth, json!({"username": "userA", "password": "password"})).await;
         assert!(verdict.unwrap().is_valid);
     }

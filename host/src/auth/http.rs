@@ -249,7 +249,7 @@ fn parse_body(text: &str, is_json: bool) -> Value {
 }
 
 /// A permitted status (step 6): a text body is the user id; an object body supplies `id`,
-/// `clientData` and `serverData`; anything else accepts without an id (`OPEN`).
+/// `clientData`, `serverData` and `token`; anything else accepts without an id (`OPEN`).
 ///
 /// *Quirk* (server.md §4.3): the reference spreads the whole body over the verdict, so a body
 /// `isValid` overrides the status. Here only `"isValid": false` counts — a webhook can still
@@ -270,6 +270,10 @@ fn accepted(body: Value) -> AuthVerdict {
             },
             client_data: fields.remove("clientData"),
             server_data: fields.remove("serverData"),
+            token: match fields.remove("token") {
+                Some(Value::String(token)) => Some(token),
+                _ => None,
+            },
         },
         _ => AuthVerdict {
             is_valid: true,
@@ -371,6 +375,7 @@ mod tests {
                 id: Some("u1".into()),
                 client_data: Some(json!({"c": 1})),
                 server_data: Some(json!({"s": 2})),
+                token: Some("t".into()),
             }
         );
     }

@@ -1,7 +1,8 @@
 //! Authentication built-ins (server.md §4) and the combiner that asks them (§2.4.1).
 //!
 //! `type: none` lives with the other defaults (`services::builtin::OpenAuthentication`); the
-//! handlers here need options: `file` (users from the config, reloadable on SIGHUP), `http` (a
+//! handlers here need options: `file` (users from the config, reloadable through
+//! `Lifecycle::reload` on SIGHUP / `deepstream reload`), `http` (a
 //! webhook) and `storage` (users kept in the storage service). Every handler answers `None`
 //! ("no opinion") where the spec says so, letting the next entry of the `auth` list decide.
 
@@ -14,10 +15,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use crate::{
-    config::Config,
-    services::{AuthVerdict, Authentication, ServiceError},
-};
+use crate::services::{AuthVerdict, Authentication, ServiceError};
 
 pub use file::FileAuthentication;
 pub use http::HttpAuthentication;
@@ -148,32 +146,6 @@ pub async fn combine(
         }
     }
     Ok(None)
-}
-
-/// SIGHUP: gives every `type: file` handler the users (and hash settings) of the entry at the
-/// same position in the freshly loaded `fresh` config. A handler whose new entry is gone, of
-/// another type or invalid keeps the users it has; every outcome is logged.
-pub fn reload_file_users(handlers: &[(usize, Arc<FileAuthentication>)], fresh: &Config) {
-    for (index, handler) in handlers {
-        let key = format!("auth[{index}]");
-        let result = match fresh.auth.get(*index) {
-            Some(decl) if !decl.is_external() && decl.type_.as_deref() == Some("file") => {
-                handler.reload(&decl.options)
-            }
-            _ => Err(SettingsError::InvalidValue {
-                key: "type",
-                reason: "the entry is no longer `type: file`; restart to change the auth list"
-                    .into(),
-            }),
-        };
-        match result {
-            Ok(count) => tracing::info!(event = "INFO", "{key}: reloaded {count} users"),
-            Err(error) => tracing::error!(
-                event = "CONFIG_ERROR",
-                "{key}: users not reloaded, the current users stay in force: {error}"
-            ),
-        }
-    }
 }
 
 #[cfg(test)]

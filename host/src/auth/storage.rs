@@ -181,6 +181,7 @@ impl UserStore {
                     id: Some(id),
                     client_data: Some(client_data),
                     server_data: Some(server_data),
+                    ..Default::default()
                 },
                 Err(error) => {
                     tracing::error!(event = "AUTH_ERROR", "cannot store new user {key}: {error}");
@@ -224,6 +225,7 @@ impl UserStore {
             id: Some(id),
             client_data: Some(client_data.unwrap_or(Value::Null)),
             server_data: Some(user.get_mut("serverData").map_or(Value::Null, Value::take)),
+            ..Default::default()
         }))
     }
 }
@@ -337,6 +339,7 @@ mod tests {
                 id: Some("bo".into()),
                 client_data: Some(Value::Null),
                 server_data: Some(json!({"role": "ops"})),
+                ..Default::default()
             }
         );
     }

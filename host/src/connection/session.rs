@@ -38,8 +38,9 @@ pub struct Session {
     auth_attempts: u32,
     /// Failed logins allowed before TOO_MANY_AUTH_ATTEMPTS.
     max_auth_attempts: u32,
-    /// `{remoteAddress, headers, referer}`, handed to authentication.
-    handshake: serde_json::Value,
+    /// `{remoteAddress, headers, referer}`, handed to authentication; dropped after login so
+    /// idle connections do not keep their HTTP headers.
+    handshake: Option<serde_json::Value>,
 }
 
 impl Session {
@@ -55,7 +56,7 @@ impl Session {
             state: State::AwaitingChallenge,
             auth_attempts: 0,
             max_auth_attempts,
-            handshake,
+            handshake: Some(handshake),
         }
     }
 
@@ -142,7 +143,10 @@ impl Session {
                 return Flow::Close;
             }
         };
-        let verdict = self.server.authenticate(&self.handshake, &auth_data).await;
+        let handshake = self.handshake.as_ref().unwrap_or(&serde_json::Value::Null);
+        let verdict = self.server.authenticate(handshake, &auth_data).await;
+        let valid = verdict.as_ref().is_some_and(|v| v.is_valid);
+        self.server.services.monitoring.on_login(valid, "websocket");
         match verdict {
             Some(verdict) if verdict.is_valid => {
                 let mut reply = Message::new(Topic::Auth, AuthAction::AuthSuccessful);
@@ -159,6 +163,7 @@ impl Session {
                 });
                 self.connection.send(&reply);
                 self.state = State::Authenticated;
+                self.handshake = None;
                 self.server.on_authenticated(&self.connection);
                 Flow::Continue
             }

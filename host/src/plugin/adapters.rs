@@ -112,6 +112,7 @@ impl Authentication for PluginService<AuthenticationPlugin_TO<'static, RArc<()>>
                 id: v.id.into_option().map(String::from),
                 client_data: json(v.client_data),
                 server_data: json(v.server_data),
+                token: v.token.into_option().map(String::from),
             })
         })
     }
@@ -131,6 +132,7 @@ impl Permission for PluginService<PermissionPlugin_TO<'static, RArc<()>>> {
             action: request.action,
             name: request.name.into(),
             data: request.data.map(RStr::from).into(),
+            path: request.path.map(RStr::from).into(),
         };
         answer(self.slot.can_perform_action(request), |allowed| allowed)
     }

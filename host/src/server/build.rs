@@ -42,9 +42,6 @@ pub struct Services {
     pub storage: Arc<dyn RecordStore>,
     pub cache: Arc<dyn RecordStore>,
     pub authentication: Vec<Arc<dyn Authentication>>,
-    /// The `type: file` handlers among them, by position in `auth`, so their users can be
-    /// reloaded (SIGHUP).
-    pub file_auth: Vec<(usize, Arc<FileAuthentication>)>,
     pub permission: Arc<dyn Permission>,
     pub locks: Arc<dyn LockRegistry>,
     pub cluster_node: Arc<dyn ClusterNode>,
@@ -174,7 +171,6 @@ pub fn build(config: &Config) -> Result<Services, BuildError> {
     };
 
     let mut authentication: Vec<Arc<dyn Authentication>> = Vec::new();
-    let mut file_auth = Vec::new();
     for (index, decl) in config.auth.iter().enumerate() {
         let key = format!("auth[{index}]");
         let invalid = |error| BuildError::new(&key, error);
@@ -185,9 +181,7 @@ pub fn build(config: &Config) -> Result<Services, BuildError> {
                 Some("none") => b.builtin(&key, builtin::OpenAuthentication),
                 Some("file") => {
                     let handler = FileAuthentication::new(&decl.options).map_err(invalid)?;
-                    let handler = b.builtin(&key, handler);
-                    file_auth.push((index, handler.clone()));
-                    handler
+                    b.builtin(&key, handler)
                 }
                 Some("http") => {
                     let handler = HttpAuthentication::new(&decl.options).map_err(invalid)?;
@@ -216,11 +210,20 @@ pub fn build(config: &Config) -> Result<Services, BuildError> {
     } else {
         match config.permission.type_.as_deref() {
             Some("none") => b.builtin("permission", builtin::OpenPermission),
+            Some("config") => {
+                let valve = crate::permission::ValvePermission::new(
+                    &config.permission.options,
+                    cache.clone(),
+                    storage.clone(),
+                )
+                .map_err(|message| BuildError::new("permission", message))?;
+                b.builtin("permission", valve)
+            }
             _ => {
                 return Err(Builder::unknown_type(
                     "permission",
                     &config.permission,
-                    "none",
+                    "none or config",
                 ));
             }
         }
@@ -288,7 +291,6 @@ pub fn build(config: &Config) -> Result<Services, BuildError> {
         storage,
         cache,
         authentication,
-        file_auth,
         permission,
         locks,
         cluster_node,

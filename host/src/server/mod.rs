@@ -137,29 +137,22 @@ impl Server {
         }
     }
 
-    /// Asks the authentication handlers in order; the first opinion decides (server.md §2.4.1).
+    /// Asks the authentication handlers in order; the first opinion decides (server.md
+    /// §2.4.1). `None`: nobody accepted (or a handler failed, which is logged).
     pub async fn authenticate(
         &self,
         connection_data: &serde_json::Value,
         auth_data: &serde_json::Value,
     ) -> Option<AuthVerdict> {
-        let verdict =
-            match crate::auth::combine(&self.services.authentication, connection_data, auth_data)
-                .await
-            {
-                Ok(verdict) => verdict,
-                Err(error) => {
-                    tracing::error!(
-                        event = "AUTH_ERROR",
-                        "authentication handler failed: {error}"
-                    );
-                    None
-                }
-            };
-        self.services
-            .monitoring
-            .on_login(verdict.as_ref().is_some_and(|v| v.is_valid), "websocket");
-        verdict
+        crate::auth::combine(&self.services.authentication, connection_data, auth_data)
+            .await
+            .unwrap_or_else(|error| {
+                tracing::error!(
+                    event = "AUTH_ERROR",
+                    "authentication handler failed: {error}"
+                );
+                None
+            })
     }
 
     /// A connection logged in: presence, custom plugins.
@@ -259,6 +252,7 @@ impl Server {
                 .data
                 .as_deref()
                 .and_then(|d| std::str::from_utf8(d).ok()),
+            path: message.path.as_deref(),
         };
         let verdict = match self.services.permission.can_perform_action(&request) {
             Answer::Ready(result) => result,
@@ -302,6 +296,25 @@ impl Server {
             result?;
         }
         Ok(())
+    }
+
+    /// Hands every reloadable service its options from `config` (SIGHUP, `deepstream
+    /// reload`); a service that refuses them keeps its old ones. Returns one line per service.
+    pub fn reload(&self, config: &Config) -> Vec<Result<String, String>> {
+        let mut outcomes = Vec::new();
+        for (key, service) in &self.services.lifecycles {
+            let Some(decl) = config.declaration(key) else {
+                continue;
+            };
+            match service.reload(&decl.options) {
+                Some(Ok(())) => outcomes.push(Ok(format!("{key}: reloaded"))),
+                Some(Err(error)) => outcomes.push(Err(format!(
+                    "{key}: reload refused, old settings stay: {error}"
+                ))),
+                None => {}
+            }
+        }
+        outcomes
     }
 
     /// Stops accepting, closes every connection, then closes services in reverse order.

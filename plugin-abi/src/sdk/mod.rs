@@ -117,6 +117,8 @@ pub struct Verdict {
     pub client_data: Option<serde_json::Value>,
     /// Visible to permission rules as `user.data`, never sent to clients.
     pub server_data: Option<serde_json::Value>,
+    /// Returned by the HTTP `/api/auth` endpoint; later sent back as `{"token": …}`.
+    pub token: Option<String>,
 }
 
 /// Authentication slot.
@@ -147,6 +149,8 @@ pub struct PermissionRequest<'a> {
     pub name: &'a str,
     /// The message's data as JSON text.
     pub data: Option<&'a str>,
+    /// The record path of a patch or erase.
+    pub path: Option<&'a str>,
 }
 
 /// Permission slot.
