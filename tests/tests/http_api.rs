@@ -288,3 +288,130 @@ async fn cors_with_listed_origins() {
             .starts_with("Header x-secret is forbidden.")
     );
 }
+
+/// A raw WebSocket RPC provider of `name`; answers each request through `answer`.
+async fn provider(port: u16, name: &str) -> RawClient {
+    use deepstream::protocol::RpcAction;
+    let mut client = RawClient::logged_in(port, &json!({"username": "provider"})).await;
+    client
+        .send(
+            &Message::new(Topic::Rpc, RpcAction::Provide)
+                .with_names([name])
+                .with_correlation_id("p"),
+        )
+        .await;
+    assert!(client.recv().await.unwrap().is_ack);
+    client
+}
+
+#[tokio::test]
+async fn rpc_made_over_http_is_served_by_a_websocket_provider() {
+    use deepstream::protocol::RpcAction;
+    let server = server("");
+    let mut provider = provider(server.port, "add").await;
+    let serve = tokio::spawn(async move {
+        let request = provider.recv().await.unwrap();
+        assert_eq!(request.action, RpcAction::Request as i32);
+        let data: Value = request.parse_data().unwrap().unwrap();
+        let sum = data["a"].as_i64().unwrap() + data["b"].as_i64().unwrap();
+        let reply = |action: RpcAction| {
+            Message::new(Topic::Rpc, action)
+                .with_name("add")
+                .with_correlation_id(request.correlation_id.clone().unwrap())
+        };
+        provider.send(&reply(RpcAction::Accept)).await;
+        provider
+            .send(&reply(RpcAction::Response).with_json(&json!(sum)))
+            .await;
+        provider
+    });
+    let answer = api(&server, &json!({"body": [{"topic": "rpc", "action": "make", "rpcName": "add", "data": {"a": 2, "b": 3}}]})).await;
+    assert_eq!(
+        answer,
+        json!({"result": "SUCCESS", "body": [{"success": true, "data": 5}]})
+    );
+    serve.await.unwrap();
+}
+
+#[tokio::test]
+async fn rpc_without_provider_and_provider_error_and_partial_success() {
+    use deepstream::protocol::RpcAction;
+    let server = server("");
+    let mut provider = provider(server.port, "fails").await;
+    let serve = tokio::spawn(async move {
+        let request = provider.recv().await.unwrap();
+        let reply = |action: RpcAction| {
+            Message::new(Topic::Rpc, action)
+                .with_name("fails")
+                .with_correlation_id(request.correlation_id.clone().unwrap())
+        };
+        provider.send(&reply(RpcAction::Accept)).await;
+        provider
+            .send(&reply(RpcAction::RequestError).with_json(&json!("it broke")))
+            .await;
+        provider
+    });
+    let answer = api(
+        &server,
+        &json!({"body": [
+            {"topic": "rpc", "action": "make", "rpcName": "nobody"},
+            {"topic": "rpc", "action": "make", "rpcName": "fails"},
+            {"topic": "event", "action": "emit", "eventName": "e"},
+        ]}),
+    )
+    .await;
+    assert_eq!(answer["result"], "PARTIAL_SUCCESS");
+    assert_eq!(
+        answer["body"][0],
+        json!({"success": false, "errorTopic": "rpc", "errorEvent": 100, "error": "No provider was available to handle the RPC \"nobody\"."})
+    );
+    assert_eq!(
+        answer["body"][1],
+        json!({"success": false, "errorTopic": "rpc", "error": "it broke"})
+    );
+    assert_eq!(answer["body"][2], json!({"success": true}));
+    serve.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_request_nobody_answers_times_out_with_the_spec_result() {
+    let server = server("");
+    let _silent = provider(server.port, "silent").await;
+    let answer = api(
+        &server,
+        &json!({"body": [{"topic": "rpc", "action": "make", "rpcName": "silent"}]}),
+    )
+    .await;
+    assert_eq!(answer["result"], "FAILURE");
+    let result = &answer["body"][0];
+    assert_eq!(result["success"], false);
+    // The provider never accepts: the RPC's own ack timeout or the batch timeout ends it.
+    assert!(
+        result["errorTopic"] == "rpc" || result["errorEvent"] == "HTTP_REQUEST_TIMEOUT",
+        "{result}"
+    );
+}
+
+#[tokio::test]
+async fn presence_queries_over_http_see_websocket_users() {
+    let server = server("");
+    let _alice = RawClient::logged_in(server.port, &json!({"username": "alice"})).await;
+    let _bob = RawClient::logged_in(server.port, &json!({"username": "bob"})).await;
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let answer = api(
+        &server,
+        &json!({"authData": {"username": "carol"}, "body": [
+            {"topic": "presence", "action": "query"},
+            {"topic": "presence", "action": "query", "names": ["alice", "zed"]},
+        ]}),
+    )
+    .await;
+    let mut users: Vec<String> =
+        serde_json::from_value(answer["body"][0]["users"].clone()).unwrap();
+    users.sort();
+    assert_eq!(users, ["alice", "bob"]);
+    assert_eq!(
+        answer["body"][1],
+        json!({"success": true, "users": {"alice": true, "zed": false}})
+    );
+}

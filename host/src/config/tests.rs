@@ -1417,7 +1417,13 @@ fn shipped_config_files_load() {
     }
     assert_eq!(perms["record"]["*"]["write"], true);
     assert_eq!(c.cache.type_.as_deref(), Some("default"));
-    assert_eq!(c.storage.type_.as_deref(), Some("default"));
+    // Records persist through the SQLite storage plugin, found in libDir.
+    assert_eq!(c.storage.name.as_deref(), Some("storage-sqlite"));
+    assert!(
+        c.lib_dir
+            .as_ref()
+            .is_some_and(|dir| dir.ends_with("target/release"))
+    );
     assert_eq!(c.server_name.len(), 36);
 
     // the users example parses and uses the documented test vector

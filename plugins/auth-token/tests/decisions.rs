@@ -35,6 +35,7 @@ fn rejected() -> Option<Verdict> {
         id: None,
         client_data: Some(json!({"error": "invalid token"})),
         server_data: None,
+        token: None,
     })
 }
 
@@ -48,6 +49,7 @@ fn listed_token_logs_in_with_configured_data() {
             id: Some("alice".into()),
             client_data: Some(json!({"theme": "dark"})),
             server_data: Some(json!({"role": "admin", "teams": ["a", "b"]})),
+            token: None,
         })
     );
 }
@@ -62,6 +64,7 @@ fn token_without_optional_data_gives_none_for_them() {
             id: Some("bob".into()),
             client_data: None,
             server_data: None,
+            token: None,
         })
     );
 }

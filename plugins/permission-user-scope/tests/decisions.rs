@@ -17,6 +17,7 @@ fn check(user_id: &str, topic: u8, action: i32, name: &str) -> bool {
         action,
         name,
         data: Some(r#"{"x":1}"#),
+        path: None,
     };
     match plugin.can_perform_action(&request) {
         Check::Ready(result) => result.expect("no error"),
@@ -104,6 +105,7 @@ fn exported_slot_decides() {
             action: 2,
             name: RStr::from(name),
             data: ROption::RNone,
+            path: ROption::RNone,
         };
         match instance.slot.can_perform_action(request) {
             Answer::Ready(RResult::ROk(allowed)) => allowed,
