@@ -6,6 +6,7 @@
 //! libraries are adapted to those traits (`plugin::adapters`), so FFI types never reach the
 //! handlers and a built-in and a plugin are interchangeable.
 
+pub mod auth;
 pub mod config;
 pub mod connection;
 pub mod event;

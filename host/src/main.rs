@@ -3,14 +3,17 @@
 use std::{
     path::{Path, PathBuf},
     process::ExitCode,
+    sync::Arc,
 };
 
 use clap::{Args, Parser, Subcommand};
 use deepstream::{
+    auth::hash::PasswordHasher,
     config::{Config, LogLevel, Overrides},
     plugin::{Loader, slot_list},
     server::Server,
 };
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 #[derive(Parser)]
 #[command(
@@ -31,12 +34,24 @@ enum Command {
     Validate(StartArgs),
     /// Show the plugin libraries in directories or files, or install one.
     Plugins(PluginsArgs),
+    /// Print a password hash for the users file, made with the hash settings of the config's
+    /// first `type: file` auth entry.
+    Hash(HashArgs),
     /// Make a running server re-read its permissions and users (sends it SIGHUP).
     Reload {
         /// The process id of the running server.
         #[arg(long)]
         pid: u32,
     },
+}
+
+#[derive(Args)]
+struct HashArgs {
+    /// The password to hash.
+    password: Option<String>,
+    /// Config file (default: the standard locations, see README).
+    #[arg(short = 'c', long = "config")]
+    config: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -120,6 +135,7 @@ fn main() -> ExitCode {
             action: None,
             paths,
         }) => list_plugins(&paths),
+        Command::Hash(args) => hash(&args),
         Command::Reload { pid } => reload(pid),
     };
     match result {
@@ -148,6 +164,10 @@ fn start(args: &StartArgs) -> Result<(), String> {
         .map_err(|error| format!("cannot start the runtime: {error}"))?;
     runtime.block_on(async {
         let server = Server::new(config).map_err(|error| error.to_string())?;
+        // Listened for before the port opens: until then SIGHUP (`deepstream reload`) would
+        // end the process.
+        let hangups = signal(SignalKind::hangup())
+            .map_err(|error| format!("cannot listen for SIGHUP: {error}"))?;
         tracing::info!(event = "INFO", "server name: {}", server.config.server_name);
         tracing::info!(
             event = "INFO",
@@ -182,6 +202,7 @@ fn start(args: &StartArgs) -> Result<(), String> {
         let accept = tokio::spawn(deepstream::http::serve(server.clone(), listener));
         tokio::spawn(reload_on_hangup(
             server.clone(),
+            hangups,
             args.config.clone(),
             args.overrides(),
         ));
@@ -197,18 +218,11 @@ fn start(args: &StartArgs) -> Result<(), String> {
 /// On SIGHUP, reads the config file again and hands reloadable services (permissions, users)
 /// their new options; anything refused keeps its old settings.
 async fn reload_on_hangup(
-    server: std::sync::Arc<Server>,
+    server: Arc<Server>,
+    mut hangups: Signal,
     path: Option<PathBuf>,
     overrides: Overrides,
 ) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
-        tracing::warn!(
-            event = "INFO",
-            "cannot listen for SIGHUP; reloads need a restart"
-        );
-        return;
-    };
     while hangups.recv().await.is_some() {
         match Config::load(path.as_deref(), &overrides) {
             Err(error) => tracing::error!(
@@ -228,12 +242,33 @@ async fn reload_on_hangup(
 }
 
 async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
     let mut terminate = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {},
         _ = terminate.recv() => {},
     }
+}
+
+/// `deepstream hash PASSWORD` (server.md §4.2): the stored form of a password for the users
+/// file, with a fresh salt.
+fn hash(args: &HashArgs) -> Result<(), String> {
+    let config =
+        Config::load(args.config.as_deref(), &Overrides::default()).map_err(|e| e.to_string())?;
+    let entry = config
+        .auth
+        .iter()
+        .find(|decl| !decl.is_external() && decl.type_.as_deref() == Some("file"))
+        .ok_or("Can only use hash with file authentication as auth type")?;
+    let hasher = PasswordHasher::from_options(&entry.options)
+        .map_err(|error| format!("Hash could not be created: {error}"))?
+        .ok_or("Can only use hash with file authentication (set its `hash` option)")?;
+    let password = args
+        .password
+        .as_deref()
+        .filter(|password| !password.is_empty())
+        .ok_or("Must provide password to hash")?;
+    println!("Password hash: {}", hasher.create(password));
+    Ok(())
 }
 
 fn reload(pid: u32) -> Result<(), String> {

@@ -6,7 +6,8 @@ use std::{
     net::TcpListener,
     path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Stdio},
-    sync::OnceLock,
+    sync::{Arc, Mutex, OnceLock},
+    thread::JoinHandle,
     time::{Duration, Instant},
 };
 
@@ -88,6 +89,22 @@ pub struct ServerProcess {
     pub port: u16,
     /// Holds the config file for as long as the server runs.
     pub dir: tempfile::TempDir,
+    /// Everything printed so far (stdout and stderr chunks as they come), so a test can wait
+    /// for a log line while the server runs.
+    printed: Arc<Mutex<String>>,
+    /// The threads copying stdout and stderr into `printed`; they end with the process.
+    readers: Vec<JoinHandle<()>>,
+}
+
+/// Copies a pipe into `printed` until it closes.
+fn collect(mut pipe: impl Read + Send + 'static, printed: Arc<Mutex<String>>) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut buffer = [0; 4096];
+        while let Ok(n @ 1..) = pipe.read(&mut buffer) {
+            let text = String::from_utf8_lossy(&buffer[..n]);
+            printed.lock().expect("output lock").push_str(&text);
+        }
+    })
 }
 
 /// Writes `yaml` to a config file in a fresh directory.
@@ -108,14 +125,25 @@ impl ServerProcess {
     /// Starts the server on `dir/config.yml` (other files the config loads may sit beside it).
     pub fn start_in(dir: tempfile::TempDir, port: u16) -> ServerProcess {
         let path = dir.path().join("config.yml");
-        let child = Command::new(binary())
+        let mut child = Command::new(binary())
             .args(["start", "-c"])
             .arg(&path)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawning deepstream");
-        let mut server = ServerProcess { child, port, dir };
+        let printed = Arc::default();
+        let readers = vec![
+            collect(child.stdout.take().expect("stdout"), Arc::clone(&printed)),
+            collect(child.stderr.take().expect("stderr"), Arc::clone(&printed)),
+        ];
+        let mut server = ServerProcess {
+            child,
+            port,
+            dir,
+            printed,
+            readers,
+        };
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             if let Ok(Some(status)) = server.child.try_wait() {
@@ -142,6 +170,18 @@ impl ServerProcess {
         assert!(status.is_ok_and(|s| s.success()), "kill -{name} failed");
     }
 
+    /// Waits until the server has printed `needle`; false after `timeout`.
+    pub fn wait_for_output(&self, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while !self.printed.lock().expect("output lock").contains(needle) {
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        true
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
@@ -149,23 +189,17 @@ impl ServerProcess {
 
     /// Sends SIGTERM and waits for the exit; returns the status and everything printed.
     pub fn stop(mut self) -> (ExitStatus, String) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
+        self.signal("TERM");
         let status = self.child.wait().expect("waiting for deepstream");
         (status, self.output())
     }
 
+    /// Everything printed; complete once the process has exited.
     fn output(&mut self) -> String {
-        let mut text = String::new();
-        if let Some(out) = self.child.stdout.as_mut() {
-            let _ = out.read_to_string(&mut text);
+        for reader in self.readers.drain(..) {
+            let _ = reader.join();
         }
-        if let Some(err) = self.child.stderr.as_mut() {
-            let _ = err.read_to_string(&mut text);
-        }
-        text
+        self.printed.lock().expect("output lock").clone()
     }
 }
 

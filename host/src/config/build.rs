@@ -443,7 +443,8 @@ fn random_server_name() -> String {
     format!("{}-{}", base36(ms), base36(rand::random::<u64>()))
 }
 
-fn random_uuid() -> String {
+/// A random (version 4) UUID in its usual text form.
+pub(crate) fn random_uuid() -> String {
     let mut b: [u8; 16] = rand::random();
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;

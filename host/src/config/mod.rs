@@ -32,6 +32,7 @@ pub use model::{
 pub use overrides::Overrides;
 pub use paths::{CONFIG_ENV, LIB_DIR_ENV, default_config_stems, resolve_path};
 
+pub(crate) use build::random_uuid;
 use build::{BuildInput, build};
 use paths::{Format, absolute, find_config_file, format_of, normalize};
 use preprocess::{EnvFn, parse_json, parse_yaml, preprocess, process_env};

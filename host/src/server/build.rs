@@ -6,6 +6,7 @@ use std::{path::PathBuf, sync::Arc};
 use deepstream_plugin::abi::{PluginLibraryRef, Slot};
 
 use crate::{
+    auth::{FileAuthentication, HttpAuthentication, StorageAuthentication},
     config::{Config, PluginDecl},
     plugin::{Library, LoadError, Loader, adapters::PluginService},
     services::{
@@ -172,12 +173,32 @@ pub fn build(config: &Config) -> Result<Services, BuildError> {
     let mut authentication: Vec<Arc<dyn Authentication>> = Vec::new();
     for (index, decl) in config.auth.iter().enumerate() {
         let key = format!("auth[{index}]");
+        let invalid = |error| BuildError::new(&key, error);
         authentication.push(if decl.is_external() {
             b.plugin(&key, decl, Slot::Authentication, |m| m.new_authentication())?
         } else {
             match decl.type_.as_deref() {
                 Some("none") => b.builtin(&key, builtin::OpenAuthentication),
-                _ => return Err(Builder::unknown_type(&key, decl, "none")),
+                Some("file") => {
+                    let handler = FileAuthentication::new(&decl.options).map_err(invalid)?;
+                    b.builtin(&key, handler)
+                }
+                Some("http") => {
+                    let handler = HttpAuthentication::new(&decl.options).map_err(invalid)?;
+                    b.builtin(&key, handler)
+                }
+                Some("storage") => {
+                    let handler = StorageAuthentication::new(&decl.options, storage.clone())
+                        .map_err(invalid)?;
+                    b.builtin(&key, handler)
+                }
+                _ => {
+                    return Err(Builder::unknown_type(
+                        &key,
+                        decl,
+                        "none, file, http or storage",
+                    ));
+                }
             }
         });
     }

@@ -144,24 +144,15 @@ impl Server {
         connection_data: &serde_json::Value,
         auth_data: &serde_json::Value,
     ) -> Option<AuthVerdict> {
-        for handler in &self.services.authentication {
-            match handler
-                .is_valid_user(connection_data, auth_data)
-                .resolve()
-                .await
-            {
-                Ok(Some(verdict)) => return Some(verdict),
-                Ok(None) => {}
-                Err(error) => {
-                    tracing::error!(
-                        event = "AUTH_ERROR",
-                        "authentication handler failed: {error}"
-                    );
-                    return None;
-                }
-            }
-        }
-        None
+        crate::auth::combine(&self.services.authentication, connection_data, auth_data)
+            .await
+            .unwrap_or_else(|error| {
+                tracing::error!(
+                    event = "AUTH_ERROR",
+                    "authentication handler failed: {error}"
+                );
+                None
+            })
     }
 
     /// A connection logged in: presence, custom plugins.
