@@ -10,40 +10,89 @@ pub mod config;
 pub mod connection;
 pub mod event;
 pub mod http;
+pub mod listen;
 pub mod logging;
+pub mod permission;
 pub mod plugin;
+pub mod presence;
 pub mod protocol;
+pub mod rpc;
 pub mod server;
 pub mod services;
 pub mod subscription_registry;
+#[cfg(test)]
+mod test_support;
+pub mod timer;
 
 use std::sync::Arc;
 
 use crate::{
     config::Config,
-    protocol::Topic,
+    listen::ListenRegistry,
+    protocol::{StateRegistryTopic, Topic},
     server::{Services, TopicHandler},
     subscription_registry::SubscriptionRegistry,
 };
 
-/// State registry topics of the core's registries (server.md §2.4.10).
-const EVENT_SUBSCRIPTIONS: i32 = 11;
-
 /// Builds the handler of every enabled feature, indexed by topic number.
-pub fn handlers(config: &Config, services: &Services) -> Result<Vec<Option<Arc<dyn TopicHandler>>>, String> {
+pub fn handlers(
+    config: &Config,
+    services: &Services,
+) -> Result<Vec<Option<Arc<dyn TopicHandler>>>, String> {
     let mut handlers: Vec<Option<Arc<dyn TopicHandler>>> = vec![None; 12];
-    let registry = |topic: Topic, state_topic: i32, actions| -> Result<Arc<SubscriptionRegistry>, String> {
+    let registry = |topic: Topic,
+                    state_topic: StateRegistryTopic,
+                    actions|
+     -> Result<Arc<SubscriptionRegistry>, String> {
         Ok(SubscriptionRegistry::new(
             topic,
             actions,
-            services.cluster_states.registry(state_topic)?,
+            services.cluster_states.registry(state_topic as i32)?,
             services.cluster_node.clone(),
             services.monitoring.clone(),
         ))
     };
     if config.enabled_features.event {
-        let subscriptions = registry(Topic::Event, EVENT_SUBSCRIPTIONS, event::EVENT_ACTIONS)?;
-        handlers[Topic::Event as usize] = Some(Arc::new(event::EventHandler::new(subscriptions)));
+        let subscriptions = registry(
+            Topic::Event,
+            StateRegistryTopic::EventSubscriptions,
+            event::EVENT_ACTIONS,
+        )?;
+        let listen = ListenRegistry::new(
+            &listen::EVENTS,
+            &config.listen,
+            subscriptions.clone(),
+            services,
+        )?;
+        handlers[Topic::Event as usize] =
+            Some(Arc::new(event::EventHandler::new(subscriptions, listen)));
+    }
+    if config.enabled_features.rpc {
+        let providers = registry(
+            Topic::Rpc,
+            StateRegistryTopic::RpcSubscriptions,
+            rpc::RPC_ACTIONS,
+        )?;
+        handlers[Topic::Rpc as usize] = Some(rpc::RpcHandler::new(
+            providers,
+            config.rpc.clone(),
+            services.cluster_node.clone(),
+            config.server_name.clone(),
+        ));
+    }
+    if config.enabled_features.presence {
+        let subscriptions = registry(
+            Topic::Presence,
+            StateRegistryTopic::PresenceSubscriptions,
+            presence::PRESENCE_ACTIONS,
+        )?;
+        let online = services
+            .cluster_states
+            .registry(StateRegistryTopic::OnlineUsers as i32)?;
+        handlers[Topic::Presence as usize] = Some(Arc::new(presence::PresenceHandler::new(
+            subscriptions,
+            online,
+        )));
     }
     Ok(handlers)
 }

@@ -107,7 +107,10 @@ impl Visit for Fields {
 }
 
 impl<S: Subscriber> Layer<S> for Route {
-    fn register_callsite(&self, _metadata: &'static Metadata<'static>) -> tracing::subscriber::Interest {
+    fn register_callsite(
+        &self,
+        _metadata: &'static Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
         // The level can change after start-up (config, plugin logger), so never cache.
         tracing::subscriber::Interest::sometimes()
     }
@@ -139,7 +142,12 @@ impl<S: Subscriber> Layer<S> for Route {
             .to_owned();
         }
         IN_LOGGER.set(true);
-        logger.log(level, &fields.namespace, &fields.event, fields.message.trim_start());
+        logger.log(
+            level,
+            &fields.namespace,
+            &fields.event,
+            fields.message.trim_start(),
+        );
         IN_LOGGER.set(false);
     }
 }

@@ -13,7 +13,11 @@ use deepstream::{
 };
 
 #[derive(Parser)]
-#[command(name = "deepstream", version, about = "A deepstream.io-compatible realtime server with plugin libraries")]
+#[command(
+    name = "deepstream",
+    version,
+    about = "A deepstream.io-compatible realtime server with plugin libraries"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -27,6 +31,12 @@ enum Command {
     Validate(StartArgs),
     /// Show the plugin libraries in directories or files, or install one.
     Plugins(PluginsArgs),
+    /// Make a running server re-read its permissions and users (sends it SIGHUP).
+    Reload {
+        /// The process id of the running server.
+        #[arg(long)]
+        pid: u32,
+    },
 }
 
 #[derive(Args)]
@@ -102,10 +112,15 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Start(args) => start(&args),
         Command::Validate(args) => validate(&args),
-        Command::Plugins(PluginsArgs { action: Some(PluginsAction::Install { file, dir }), .. }) => {
-            install(&file, &dir)
-        }
-        Command::Plugins(PluginsArgs { action: None, paths }) => list_plugins(&paths),
+        Command::Plugins(PluginsArgs {
+            action: Some(PluginsAction::Install { file, dir }),
+            ..
+        }) => install(&file, &dir),
+        Command::Plugins(PluginsArgs {
+            action: None,
+            paths,
+        }) => list_plugins(&paths),
+        Command::Reload { pid } => reload(pid),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -129,16 +144,29 @@ fn validate(args: &StartArgs) -> Result<(), String> {
 
 fn start(args: &StartArgs) -> Result<(), String> {
     let config = load(args)?;
-    let runtime = tokio::runtime::Runtime::new().map_err(|error| format!("cannot start the runtime: {error}"))?;
+    let runtime = tokio::runtime::Runtime::new()
+        .map_err(|error| format!("cannot start the runtime: {error}"))?;
     runtime.block_on(async {
         let server = Server::new(config).map_err(|error| error.to_string())?;
         tracing::info!(event = "INFO", "server name: {}", server.config.server_name);
-        tracing::info!(event = "INFO", "deepstream version: {}", env!("CARGO_PKG_VERSION"));
+        tracing::info!(
+            event = "INFO",
+            "deepstream version: {}",
+            env!("CARGO_PKG_VERSION")
+        );
         if let Some(file) = &server.config.config_file {
-            tracing::info!(event = "INFO", "configuration file loaded from {}", file.display());
+            tracing::info!(
+                event = "INFO",
+                "configuration file loaded from {}",
+                file.display()
+            );
         }
         if let Some(dir) = &server.config.lib_dir {
-            tracing::info!(event = "INFO", "library directory set to: {}", dir.display());
+            tracing::info!(
+                event = "INFO",
+                "library directory set to: {}",
+                dir.display()
+            );
         }
         if let Err(error) = server.start_services().await {
             server.shutdown().await;
@@ -152,6 +180,11 @@ fn start(args: &StartArgs) -> Result<(), String> {
             }
         };
         let accept = tokio::spawn(deepstream::http::serve(server.clone(), listener));
+        tokio::spawn(reload_on_hangup(
+            server.clone(),
+            args.config.clone(),
+            args.overrides(),
+        ));
         tracing::info!(event = "INFO", "Deepstream started");
         wait_for_signal().await;
         tracing::info!(event = "INFO", "shutting down");
@@ -161,12 +194,57 @@ fn start(args: &StartArgs) -> Result<(), String> {
     })
 }
 
+/// On SIGHUP, reads the config file again and hands reloadable services (permissions, users)
+/// their new options; anything refused keeps its old settings.
+async fn reload_on_hangup(
+    server: std::sync::Arc<Server>,
+    path: Option<PathBuf>,
+    overrides: Overrides,
+) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        tracing::warn!(
+            event = "INFO",
+            "cannot listen for SIGHUP; reloads need a restart"
+        );
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        match Config::load(path.as_deref(), &overrides) {
+            Err(error) => tracing::error!(
+                event = "CONFIG_ERROR",
+                "reload refused, old settings stay: {error}"
+            ),
+            Ok(config) => {
+                for outcome in server.reload(&config) {
+                    match outcome {
+                        Ok(line) => tracing::info!(event = "CONFIG_RELOAD", "{line}"),
+                        Err(line) => tracing::error!(event = "CONFIG_ERROR", "{line}"),
+                    }
+                }
+            }
+        }
+    }
+}
+
 async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let mut terminate = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {},
         _ = terminate.recv() => {},
+    }
+}
+
+fn reload(pid: u32) -> Result<(), String> {
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status()
+        .map_err(|error| format!("cannot run kill: {error}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("no deepstream process {pid} to reload"))
     }
 }
 
@@ -180,17 +258,27 @@ fn library_files(path: &Path) -> Vec<PathBuf> {
         .flatten()
         .flatten()
         .map(|entry| entry.path())
-        .filter(|file| file.to_string_lossy().ends_with(std::env::consts::DLL_SUFFIX))
+        .filter(|file| {
+            file.to_string_lossy()
+                .ends_with(std::env::consts::DLL_SUFFIX)
+        })
         .collect();
     files.sort();
     files
 }
 
 fn list_plugins(paths: &[PathBuf]) -> Result<(), String> {
-    let paths = if paths.is_empty() { vec![PathBuf::from(".")] } else { paths.to_vec() };
+    let paths = if paths.is_empty() {
+        vec![PathBuf::from(".")]
+    } else {
+        paths.to_vec()
+    };
     let mut loader = Loader::new("plugins".into());
     let mut failures = 0;
-    println!("{:<44} {:<28} {:<9} {:<4} slots", "file", "name", "version", "api");
+    println!(
+        "{:<44} {:<28} {:<9} {:<4} slots",
+        "file", "name", "version", "api"
+    );
     for file in paths.iter().flat_map(|path| library_files(path)) {
         match loader.load(&file) {
             Ok(library) => println!(
@@ -207,16 +295,28 @@ fn list_plugins(paths: &[PathBuf]) -> Result<(), String> {
             }
         }
     }
-    if failures == 0 { Ok(()) } else { Err(format!("{failures} file(s) could not be loaded")) }
+    if failures == 0 {
+        Ok(())
+    } else {
+        Err(format!("{failures} file(s) could not be loaded"))
+    }
 }
 
 /// Checks the library, then writes it next to its destination and renames it into place:
 /// overwriting a library a running server has mapped would crash that server.
 fn install(file: &Path, dir: &Path) -> Result<(), String> {
-    let library = Loader::new("install".into()).load(file).map_err(|error| error.to_string())?;
-    let name = file.file_name().ok_or_else(|| format!("{}: not a file", file.display()))?;
+    let library = Loader::new("install".into())
+        .load(file)
+        .map_err(|error| error.to_string())?;
+    let name = file
+        .file_name()
+        .ok_or_else(|| format!("{}: not a file", file.display()))?;
     let target = dir.join(name);
-    let temporary = dir.join(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
+    let temporary = dir.join(format!(
+        ".{}.{}.tmp",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
     let copy = || -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
         std::fs::copy(file, &temporary)?;
@@ -225,7 +325,11 @@ fn install(file: &Path, dir: &Path) -> Result<(), String> {
     };
     copy().map_err(|error| {
         let _ = std::fs::remove_file(&temporary);
-        format!("cannot install {} into {}: {error}", file.display(), dir.display())
+        format!(
+            "cannot install {} into {}: {error}",
+            file.display(),
+            dir.display()
+        )
     })?;
     println!(
         "installed {} {} at {} — restart the server to use it",

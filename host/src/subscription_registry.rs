@@ -82,22 +82,31 @@ impl SubscriptionRegistry {
     /// Installs the listener and wires the cluster-wide first/last notifications to it.
     pub fn set_listener(&self, listener: Arc<dyn SubscriptionListener>) {
         let cluster_listener = listener.clone();
-        self.state.set_listener(Arc::new(move |name: &str, added: bool| {
-            if added {
-                cluster_listener.on_first_subscription_made(name);
-            } else {
-                cluster_listener.on_last_subscription_removed(name);
-            }
-        }));
+        self.state
+            .set_listener(Arc::new(move |name: &str, added: bool| {
+                if added {
+                    cluster_listener.on_first_subscription_made(name);
+                } else {
+                    cluster_listener.on_last_subscription_removed(name);
+                }
+            }));
         let _ = self.listener.set(listener);
     }
 
     /// Subscribes; a duplicate gets MULTIPLE_SUBSCRIPTIONS `{originalAction, name}` and
     /// `false`. Acks are the caller's (bulk acks differ from single ones).
-    pub fn subscribe(&self, name: &str, connection: &ConnectionHandle, request_action: i32) -> bool {
+    pub fn subscribe(
+        &self,
+        name: &str,
+        connection: &ConnectionHandle,
+        request_action: i32,
+    ) -> bool {
         let added = {
             let mut by_connection = self.by_connection.write();
-            by_connection.entry(connection.id).or_default().insert(name.to_owned())
+            by_connection
+                .entry(connection.id)
+                .or_default()
+                .insert(name.to_owned())
         };
         if !added {
             connection.send(
@@ -107,12 +116,33 @@ impl SubscriptionRegistry {
             );
             return false;
         }
-        self.subscribers.write().entry(name.to_owned()).or_default().push(connection.clone());
+        self.subscribers
+            .write()
+            .entry(name.to_owned())
+            .or_default()
+            .push(connection.clone());
         self.state.add(name);
         if let Some(listener) = self.listener.get() {
             listener.on_subscription_made(name, connection);
         }
         true
+    }
+
+    /// Bulk subscribe (`names`, §3.4): each name silently, then one ack `{correlationId,
+    /// isAck}`, even when every name was a duplicate or `names` was empty.
+    pub fn subscribe_bulk(&self, connection: &ConnectionHandle, message: &Message) {
+        for name in &message.names {
+            self.subscribe(name, connection, message.action);
+        }
+        connection.send(&message.ack());
+    }
+
+    /// Bulk unsubscribe: names not subscribed are skipped silently, then one ack.
+    pub fn unsubscribe_bulk(&self, connection: &ConnectionHandle, message: &Message) {
+        for name in &message.names {
+            self.unsubscribe(name, connection);
+        }
+        connection.send(&message.ack());
     }
 
     /// Unsubscribes; `false` when the connection was not subscribed.
@@ -162,12 +192,19 @@ impl SubscriptionRegistry {
 
     /// Whether `connection` is subscribed to `name`.
     pub fn is_subscribed(&self, name: &str, connection: &ConnectionHandle) -> bool {
-        self.by_connection.read().get(&connection.id).is_some_and(|names| names.contains(name))
+        self.by_connection
+            .read()
+            .get(&connection.id)
+            .is_some_and(|names| names.contains(name))
     }
 
     /// The local subscribers of `name`, in subscription order.
     pub fn local_subscribers(&self, name: &str) -> Vec<ConnectionHandle> {
-        self.subscribers.read().get(name).cloned().unwrap_or_default()
+        self.subscribers
+            .read()
+            .get(name)
+            .cloned()
+            .unwrap_or_default()
     }
 
     pub fn has_local_subscribers(&self, name: &str) -> bool {
@@ -179,6 +216,11 @@ impl SubscriptionRegistry {
         self.state.all()
     }
 
+    /// The servers with subscribers of `name` (this one included).
+    pub fn servers(&self, name: &str) -> Vec<String> {
+        self.state.all_servers(name)
+    }
+
     /// Whether `name` has subscribers anywhere in the cluster.
     pub fn has_name(&self, name: &str) -> bool {
         self.state.has(name)
@@ -186,13 +228,19 @@ impl SubscriptionRegistry {
 
     /// Sends `message` to every local subscriber of `name` except `sender`, encoding it once;
     /// a message from a local client also goes to the other servers.
-    pub fn send_to_subscribers(&self, name: &str, message: &Message, sender: Option<&ConnectionHandle>) {
+    pub fn send_to_subscribers(
+        &self,
+        name: &str,
+        message: &Message,
+        sender: Option<&ConnectionHandle>,
+    ) {
         let frame = crate::protocol::encode(message);
         if sender.is_some() {
             self.cluster.send(frame.clone());
         }
         let count = self.deliver_local(name, frame, sender.map(|s| s.id));
-        self.monitoring.on_broadcast(self.topic as u8, message.action, count);
+        self.monitoring
+            .on_broadcast(self.topic as u8, message.action, count);
     }
 
     /// Delivers an encoded frame to the local subscribers of `name` (also used for frames

@@ -49,6 +49,8 @@ pub struct AuthVerdict {
     pub client_data: ROption<RString>,
     /// JSON text kept on the server, visible to permission rules as `user.data`.
     pub server_data: ROption<RString>,
+    /// A token the HTTP `/api/auth` endpoint hands back (opaque to the server).
+    pub token: ROption<RString>,
 }
 
 /// One message to permission-check, borrowed from the message being processed.
@@ -67,6 +69,8 @@ pub struct PermissionRequest<'a> {
     pub name: RStr<'a>,
     /// The message's `data` as JSON text, if present.
     pub data: ROption<RStr<'a>>,
+    /// The record path of a patch or erase, if present.
+    pub path: ROption<RStr<'a>>,
 }
 
 /// A stored record: version kept beside the data, never inside it (server.md §2.4.3).

@@ -1,4 +1,334 @@
-//! Helpers shared by the black-box tests, and the side-by-side benchmark (`bench`), whose
-//! load generator is the `deepstream-bench` binary.
+//! Helpers shared by the black-box tests: build the workspace once, start the real
+//! `deepstream` binary on a config, and talk raw protocol to it. Also the side-by-side
+//! benchmark ([`bench`]), whose load generator is the `deepstream-bench` binary.
 
 pub mod bench;
+
+use std::{
+    io::Read,
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitStatus, Stdio},
+    sync::OnceLock,
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use deepstream::protocol::{self, AuthAction, ConnectionAction, Message, Topic};
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, tungstenite::Message as WsMessage};
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// `target/<profile>` of this test run (the test binary lives in its `deps/`).
+pub fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps")
+        .to_path_buf()
+}
+
+/// Builds the server and every plugin library once per test binary (a no-op when the test
+/// command already built them).
+pub fn ensure_built() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let mut command = Command::new(env!("CARGO"));
+        command
+            .current_dir(workspace_root())
+            .args(["build", "--workspace"]);
+        if target_dir().ends_with("release") {
+            command.arg("--release");
+        }
+        let status = command.status().expect("running cargo build");
+        assert!(status.success(), "cargo build --workspace failed");
+    });
+}
+
+/// The path of a workspace plugin library, e.g. `library("logger_buffered")`.
+pub fn library(crate_name: &str) -> PathBuf {
+    use std::env::consts::{DLL_PREFIX, DLL_SUFFIX};
+    ensure_built();
+    target_dir().join(format!("{DLL_PREFIX}{crate_name}{DLL_SUFFIX}"))
+}
+
+/// The `deepstream` binary.
+pub fn binary() -> PathBuf {
+    ensure_built();
+    target_dir().join("deepstream")
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// The lines every test config starts with: this port, the binary endpoint, quiet logs.
+pub fn base_config(port: u16) -> String {
+    format!(
+        "httpServer:\n  options:\n    host: 127.0.0.1\n    port: {port}\n\
+         connectionEndpoints:\n  - type: ws-binary\n    options:\n      urlPath: /deepstream\n\
+         logLevel: WARN\npermission:\n  type: none\n"
+    )
+}
+
+/// A running `deepstream start`; killed on drop.
+pub struct ServerProcess {
+    /// The child process.
+    child: Child,
+    /// Its port.
+    pub port: u16,
+    /// Holds the config file for as long as the server runs.
+    pub dir: tempfile::TempDir,
+}
+
+/// Writes `yaml` to a config file in a fresh directory.
+pub fn write_config(yaml: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("config.yml");
+    std::fs::write(&path, yaml).expect("writing the config");
+    (dir, path)
+}
+
+impl ServerProcess {
+    /// Starts the server on `yaml` (which must use `port`) and waits until it accepts.
+    pub fn start(yaml: &str, port: u16) -> ServerProcess {
+        let (dir, _) = write_config(yaml);
+        Self::start_in(dir, port)
+    }
+
+    /// Starts the server on `dir/config.yml` (other files the config loads may sit beside it).
+    pub fn start_in(dir: tempfile::TempDir, port: u16) -> ServerProcess {
+        let path = dir.path().join("config.yml");
+        let child = Command::new(binary())
+            .args(["start", "-c"])
+            .arg(&path)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawning deepstream");
+        let mut server = ServerProcess { child, port, dir };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!(
+                    "deepstream exited with {status} before listening:\n{}",
+                    server.output()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "deepstream did not listen on {port} within 20 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
+    }
+
+    /// Sends a signal (`HUP`, `TERM`, …) to the server.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status();
+        assert!(status.is_ok_and(|s| s.success()), "kill -{name} failed");
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Sends SIGTERM and waits for the exit; returns the status and everything printed.
+    pub fn stop(mut self) -> (ExitStatus, String) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let status = self.child.wait().expect("waiting for deepstream");
+        (status, self.output())
+    }
+
+    fn output(&mut self) -> String {
+        let mut text = String::new();
+        if let Some(out) = self.child.stdout.as_mut() {
+            let _ = out.read_to_string(&mut text);
+        }
+        if let Some(err) = self.child.stderr.as_mut() {
+            let _ = err.read_to_string(&mut text);
+        }
+        text
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `deepstream <args>` to completion; returns the status, stdout and stderr.
+pub fn run(args: &[&str]) -> (ExitStatus, String, String) {
+    let output = Command::new(binary())
+        .args(args)
+        .output()
+        .expect("running deepstream");
+    (
+        output.status,
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Starts `deepstream start -c <yaml>` expecting it to fail; returns status and stderr.
+pub fn start_expecting_failure(yaml: &str) -> (ExitStatus, String) {
+    let (_dir, path) = write_config(yaml);
+    let mut child = Command::new(binary())
+        .args(["start", "-c"])
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning deepstream");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().expect("polling deepstream") {
+            let mut stderr = String::new();
+            child
+                .stderr
+                .take()
+                .expect("stderr")
+                .read_to_string(&mut stderr)
+                .expect("stderr text");
+            return (status, stderr);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("deepstream kept running on a config that should fail");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A raw protocol client: frames in, frames out.
+pub struct RawClient {
+    /// The WebSocket.
+    socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+/// How long a test waits for one reply.
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl RawClient {
+    pub async fn connect(port: u16) -> RawClient {
+        let url = format!("ws://127.0.0.1:{port}/deepstream");
+        let (socket, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("websocket connect");
+        RawClient { socket }
+    }
+
+    /// Sends raw bytes as one binary frame.
+    pub async fn send_bytes(&mut self, bytes: impl Into<Bytes>) {
+        self.socket
+            .send(WsMessage::Binary(bytes.into()))
+            .await
+            .expect("sending a frame");
+    }
+
+    pub async fn send(&mut self, message: &Message) {
+        self.send_bytes(protocol::encode(message)).await;
+    }
+
+    pub async fn send_raw(&mut self, frame: WsMessage) {
+        self.socket.send(frame).await.expect("sending a frame");
+    }
+
+    /// The next message, or `None` when the server closed the connection.
+    pub async fn recv(&mut self) -> Option<Message> {
+        loop {
+            let frame = tokio::time::timeout(REPLY_TIMEOUT, self.socket.next())
+                .await
+                .expect("no reply from the server within 5 s");
+            match frame {
+                Some(Ok(WsMessage::Binary(bytes))) => {
+                    return Some(
+                        protocol::decode(bytes).expect("the server sent an undecodable frame"),
+                    );
+                }
+                Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => return None,
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+
+    /// Whether the server closes the connection within the timeout (messages before are skipped).
+    pub async fn closed(&mut self) -> bool {
+        while self.recv().await.is_some() {}
+        true
+    }
+
+    /// Skips messages until the server's close frame; returns its close code, if any.
+    pub async fn close_code(&mut self) -> Option<u16> {
+        loop {
+            let frame = tokio::time::timeout(REPLY_TIMEOUT, self.socket.next())
+                .await
+                .expect("the server did not close within 5 s");
+            match frame {
+                Some(Ok(WsMessage::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                None | Some(Err(_)) => return None,
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+
+    /// CHALLENGE → ACCEPT.
+    pub async fn challenge(&mut self) {
+        self.send(&Message {
+            url: Some("ws://127.0.0.1/deepstream".into()),
+            protocol_version: Some("0.1a".into()),
+            sdk_version: Some("7.0.5".into()),
+            sdk_type: Some("javascript".into()),
+            ..Message::new(Topic::Connection, ConnectionAction::Challenge)
+        })
+        .await;
+        let accept = self.recv().await.expect("ACCEPT");
+        assert_eq!(
+            accept.action,
+            ConnectionAction::Accept as i32,
+            "expected ACCEPT, got {accept:?}"
+        );
+    }
+
+    /// Sends AUTH REQUEST with `auth` and returns the reply.
+    pub async fn login(&mut self, auth: &serde_json::Value) -> Message {
+        self.send(&Message::new(Topic::Auth, AuthAction::Request).with_json(auth))
+            .await;
+        self.recv().await.expect("an auth reply")
+    }
+
+    /// A connected, logged-in client.
+    pub async fn logged_in(port: u16, auth: &serde_json::Value) -> RawClient {
+        let mut client = RawClient::connect(port).await;
+        client.challenge().await;
+        let reply = client.login(auth).await;
+        assert_eq!(
+            reply.action,
+            AuthAction::AuthSuccessful as i32,
+            "login failed: {reply:?}"
+        );
+        client
+    }
+}

@@ -52,6 +52,17 @@ pub(crate) fn build(file: Value, input: BuildInput<'_>) -> Result<Config, Config
     }
 
     let mut merged = defaults();
+    // A section that names a plugin library gets none of the built-in's defaults: the
+    // library owns its options and may reject keys it does not know.
+    for (key, section) in &file {
+        let names_library = |k: &str| section.get(k).is_some_and(|v| !v.is_null());
+        if let Some(default) = merged.get_mut(key.as_str())
+            && default.is_object()
+            && (names_library("name") || names_library("path"))
+        {
+            *default = json!({});
+        }
+    }
     merge(&mut merged, Value::Object(file));
     let Value::Object(mut root) = merged else {
         unreachable!("defaults are an object")
@@ -994,7 +1005,9 @@ impl Checker<'_> {
             );
         }
         if out.len() > 1 {
-            for decl in &mut out {
+            // Built-in handlers only: plugin libraries own their options (and reject keys
+            // they do not know).
+            for decl in out.iter_mut().filter(|decl| !decl.is_external()) {
                 if let Value::Object(o) = &mut decl.options
                     && o.get("reportInvalidParameters") != Some(&Value::Bool(true))
                 {

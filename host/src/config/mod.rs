@@ -134,6 +134,38 @@ impl Config {
     pub fn plugin(&self, key: &str) -> Option<&PluginDecl> {
         self.plugins.iter().find(|(k, _)| k == key).map(|(_, d)| d)
     }
+
+    /// The declaration behind a service key as the server names services in messages:
+    /// `storage`, `cache`, `permission`, `logger`, `locks`, `clusterNode`, `clusterRegistry`,
+    /// `clusterStates`, `auth[i]`, `monitoring[i]`, `plugins.<name>`.
+    pub fn declaration(&self, key: &str) -> Option<&PluginDecl> {
+        let indexed = |prefix: &str, list: &'_ [PluginDecl]| -> Option<usize> {
+            let index = key
+                .strip_prefix(prefix)?
+                .strip_prefix('[')?
+                .strip_suffix(']')?;
+            index.parse().ok().filter(|i| *i < list.len())
+        };
+        match key {
+            "storage" => Some(&self.storage),
+            "cache" => Some(&self.cache),
+            "permission" => Some(&self.permission),
+            "logger" => Some(&self.logger),
+            "locks" => Some(&self.locks),
+            "clusterNode" => Some(&self.cluster_node),
+            "clusterRegistry" => Some(&self.cluster_registry),
+            "clusterStates" => Some(&self.cluster_states),
+            _ => {
+                if let Some(i) = indexed("auth", &self.auth) {
+                    Some(&self.auth[i])
+                } else if let Some(i) = indexed("monitoring", &self.monitoring) {
+                    Some(&self.monitoring[i])
+                } else {
+                    self.plugin(key.strip_prefix("plugins.")?)
+                }
+            }
+        }
+    }
 }
 
 impl Default for Config {

@@ -299,9 +299,9 @@ fn null_overwrites_defaults() {
 }
 
 #[test]
-fn section_name_keeps_default_type() {
+fn section_naming_a_library_has_no_builtin_type() {
     let c = ok("cache:\n  name: redis\n  options: {host: localhost}\n");
-    assert_eq!(c.cache.type_.as_deref(), Some("default"));
+    assert_eq!(c.cache.type_, None);
     assert_eq!(c.cache.name.as_deref(), Some("redis"));
     assert!(c.cache.is_external());
     assert_eq!(c.cache.options, json!({"host": "localhost"}));
@@ -1427,4 +1427,26 @@ fn shipped_config_files_load() {
         "rCOSZxJrgze2AZdVQh12c6ErDMOG0M+Rx5Yu7S5d91c=GS4SbTQYmoaGwjm2shEobg=="
     );
     assert!(users["userB"]["password"].is_string());
+}
+
+/// Regression: the permission defaults (`maxRuleIterations`, …) were merged into a plugin's
+/// options and the plugin, rejecting unknown keys, refused to start.
+#[test]
+fn sections_naming_a_library_get_no_builtin_defaults() {
+    let c = parse(
+        "permission:\n  path: ./libperm.so\nstorage:\n  name: sqlite\n  options: {path: x}\n",
+    )
+    .unwrap();
+    assert_eq!(c.permission.options, json!({}));
+    assert_eq!(c.permission.type_, None);
+    assert_eq!(c.storage.options, json!({"path": "x"}));
+}
+
+/// Regression: with several auth entries, `reportInvalidParameters: false` was forced into
+/// plugin options too.
+#[test]
+fn report_invalid_parameters_is_only_forced_on_builtin_handlers() {
+    let c = parse("auth:\n  - path: ./libauth.so\n  - type: none\n").unwrap();
+    assert_eq!(c.auth[0].options, json!({}));
+    assert_eq!(c.auth[1].options, json!({"reportInvalidParameters": false}));
 }

@@ -7,9 +7,7 @@ use bytes::Bytes;
 
 use super::{ConnectionHandle, User};
 use crate::{
-    protocol::{
-        self, AuthAction, ConnectionAction, Message, Topic,
-    },
+    protocol::{self, AuthAction, ConnectionAction, Message, Topic},
     server::Server,
 };
 
@@ -40,8 +38,9 @@ pub struct Session {
     auth_attempts: u32,
     /// Failed logins allowed before TOO_MANY_AUTH_ATTEMPTS.
     max_auth_attempts: u32,
-    /// `{remoteAddress, headers, referer}`, handed to authentication.
-    handshake: serde_json::Value,
+    /// `{remoteAddress, headers, referer}`, handed to authentication; dropped after login so
+    /// idle connections do not keep their HTTP headers.
+    handshake: Option<serde_json::Value>,
 }
 
 impl Session {
@@ -57,7 +56,7 @@ impl Session {
             state: State::AwaitingChallenge,
             auth_attempts: 0,
             max_auth_attempts,
-            handshake,
+            handshake: Some(handshake),
         }
     }
 
@@ -99,15 +98,20 @@ impl Session {
         match message {
             Some(message) if message.topic == Topic::Connection => {
                 if message.action_as() == Some(ConnectionAction::Challenge) {
-                    self.server.note_client_version(message.sdk_type.as_deref(), message.sdk_version.as_deref());
-                    self.connection.send(&Message::new(Topic::Connection, ConnectionAction::Accept));
+                    self.server.note_client_version(
+                        message.sdk_type.as_deref(),
+                        message.sdk_version.as_deref(),
+                    );
+                    self.connection
+                        .send(&Message::new(Topic::Connection, ConnectionAction::Accept));
                     self.state = State::AwaitingAuth;
                 }
                 // PING and other CONNECTION actions before the challenge are ignored.
             }
-            _ => self
-                .connection
-                .send(&Message::new(Topic::Connection, ConnectionAction::InvalidMessage)),
+            _ => self.connection.send(&Message::new(
+                Topic::Connection,
+                ConnectionAction::InvalidMessage,
+            )),
         }
         Flow::Continue
     }
@@ -122,20 +126,27 @@ impl Session {
                 return Flow::Continue;
             }
             _ => {
-                self.connection.send(&Message::new(Topic::Auth, AuthAction::InvalidMessage));
+                self.connection
+                    .send(&Message::new(Topic::Auth, AuthAction::InvalidMessage));
                 return Flow::Continue;
             }
         };
         // The login parameters must be a JSON object (an array is accepted, as the reference
         // does); anything else, including text that is not JSON, is refused without crashing.
         let auth_data = match (message.action_as(), message.parse_data()) {
-            (Some(AuthAction::Request), Ok(Some(data))) if data.is_object() || data.is_array() => data,
+            (Some(AuthAction::Request), Ok(Some(data))) if data.is_object() || data.is_array() => {
+                data
+            }
             _ => {
-                self.connection.send(&Message::new(Topic::Auth, AuthAction::InvalidMessageData));
+                self.connection
+                    .send(&Message::new(Topic::Auth, AuthAction::InvalidMessageData));
                 return Flow::Close;
             }
         };
-        let verdict = self.server.authenticate(&self.handshake, &auth_data).await;
+        let handshake = self.handshake.as_ref().unwrap_or(&serde_json::Value::Null);
+        let verdict = self.server.authenticate(handshake, &auth_data).await;
+        let valid = verdict.as_ref().is_some_and(|v| v.is_valid);
+        self.server.services.monitoring.on_login(valid, "websocket");
         match verdict {
             Some(verdict) if verdict.is_valid => {
                 let mut reply = Message::new(Topic::Auth, AuthAction::AuthSuccessful);
@@ -143,12 +154,16 @@ impl Session {
                     reply = reply.with_json(client_data);
                 }
                 self.connection.set_user(User {
-                    id: verdict.id.filter(|id| !id.is_empty()).unwrap_or_else(|| "OPEN".into()),
+                    id: verdict
+                        .id
+                        .filter(|id| !id.is_empty())
+                        .unwrap_or_else(|| "OPEN".into()),
                     client_data: verdict.client_data,
                     server_data: verdict.server_data,
                 });
                 self.connection.send(&reply);
                 self.state = State::Authenticated;
+                self.handshake = None;
                 self.server.on_authenticated(&self.connection);
                 Flow::Continue
             }
@@ -160,7 +175,8 @@ impl Session {
                 self.connection.send(&reply);
                 self.auth_attempts += 1;
                 if self.auth_attempts >= self.max_auth_attempts {
-                    self.connection.send(&Message::new(Topic::Auth, AuthAction::TooManyAuthAttempts));
+                    self.connection
+                        .send(&Message::new(Topic::Auth, AuthAction::TooManyAuthAttempts));
                     return Flow::Close;
                 }
                 Flow::Continue

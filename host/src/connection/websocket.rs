@@ -50,16 +50,22 @@ pub async fn serve<S>(
 {
     let (connection, mut outbound) = Connection::new(server.next_connection_id(), "ws-binary");
     let _registered = server.register_connection(&connection);
-    let mut session = Session::new(server.clone(), connection.clone(), options.max_auth_attempts, handshake);
+    let mut session = Session::new(
+        server.clone(),
+        connection.clone(),
+        options.max_auth_attempts,
+        handshake,
+    );
     let (mut sink, mut stream) = socket.split();
     let mut shutdown = server.shutdown_signal();
 
-    let auth_deadline = options.unauthenticated_client_timeout.map(|timeout| Instant::now() + timeout);
+    let auth_deadline = options
+        .unauthenticated_client_timeout
+        .map(|timeout| Instant::now() + timeout);
     let heartbeat = options.heartbeat_interval.max(Duration::from_millis(100));
     let mut heartbeat_check = tokio::time::interval_at(Instant::now() + heartbeat, heartbeat);
     heartbeat_check.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last_received = Instant::now();
-    let mut close_code = None;
     // Once a close is queued, timers and shutdown must not queue more.
     let mut closing = false;
 
@@ -81,16 +87,15 @@ pub async fn serve<S>(
                 }
                 Some(Ok(WsMessage::Close(_))) | None => break,
                 Some(Ok(_)) => last_received = Instant::now(),
+                Some(Err(tokio_tungstenite::tungstenite::Error::Capacity(error))) => {
+                    tracing::warn!(event = "MAXIMUM_MESSAGE_SIZE_EXCEEDED", connection = connection.id, "{error}; closing");
+                    let frame = CloseFrame { code: CloseCode::Size, reason: "message too big".into() };
+                    let _ = sink.send(WsMessage::Close(Some(frame))).await;
+                    break;
+                }
                 Some(Err(error)) => {
-                    if !closing && matches!(error, tokio_tungstenite::tungstenite::Error::Capacity(_)) {
-                        tracing::warn!(event = "MAXIMUM_MESSAGE_SIZE_EXCEEDED", connection = connection.id, "{error}; closing");
-                        close_code = Some(CloseCode::Size);
-                        closing = true;
-                        connection.close();
-                    } else {
-                        tracing::debug!(connection = connection.id, "websocket error: {error}");
-                        break;
-                    }
+                    tracing::debug!(connection = connection.id, "websocket error: {error}");
+                    break;
                 }
             },
             queued = outbound.recv() => {
@@ -114,8 +119,7 @@ pub async fn serve<S>(
                     next = if fed < MAX_BATCH { outbound.try_recv().ok() } else { None };
                 }
                 if sink.flush().await.is_err() || done {
-                    let frame = close_code.map(|code| CloseFrame { code, reason: "".into() });
-                    let _ = sink.send(WsMessage::Close(frame)).await;
+                    let _ = sink.send(WsMessage::Close(None)).await;
                     break;
                 }
             },

@@ -33,7 +33,10 @@ pub struct PluginService<S> {
 
 impl<S> From<Instance<S>> for PluginService<S> {
     fn from(instance: Instance<S>) -> Self {
-        PluginService { lifecycle: instance.lifecycle, slot: instance.slot }
+        PluginService {
+            lifecycle: instance.lifecycle,
+            slot: instance.slot,
+        }
     }
 }
 
@@ -49,7 +52,9 @@ where
     U: Send + 'static,
 {
     match answer {
-        abi::Answer::Ready(result) => Answer::Ready(result.into_result().map(map).map_err(String::from)),
+        abi::Answer::Ready(result) => {
+            Answer::Ready(result.into_result().map(map).map_err(String::from))
+        }
         abi::Answer::Pending(future) => Answer::Pending(Box::pin(async move {
             future.await.into_result().map(map).map_err(String::from)
         })),
@@ -61,7 +66,10 @@ fn pending<T: Send + 'static>(future: PluginFuture<T>) -> Answer<T> {
 }
 
 fn names_of(names: &[String]) -> RVec<RString> {
-    names.iter().map(|name| RString::from(name.as_str())).collect()
+    names
+        .iter()
+        .map(|name| RString::from(name.as_str()))
+        .collect()
 }
 
 impl<S: Send + Sync> Lifecycle for PluginService<S> {
@@ -84,7 +92,8 @@ impl<S: Send + Sync> Lifecycle for PluginService<S> {
 
 /// Reads JSON text a plugin produced; a plugin sending broken JSON gets it dropped.
 fn json(text: ROption<RString>) -> Option<serde_json::Value> {
-    text.into_option().and_then(|text| serde_json::from_str(text.as_str()).ok())
+    text.into_option()
+        .and_then(|text| serde_json::from_str(text.as_str()).ok())
 }
 
 impl Authentication for PluginService<AuthenticationPlugin_TO<'static, RArc<()>>> {
@@ -94,13 +103,16 @@ impl Authentication for PluginService<AuthenticationPlugin_TO<'static, RArc<()>>
         auth_data: &serde_json::Value,
     ) -> Answer<Option<AuthVerdict>> {
         let (connection_data, auth_data) = (connection_data.to_string(), auth_data.to_string());
-        let verdict = self.slot.is_valid_user(connection_data.as_str().into(), auth_data.as_str().into());
+        let verdict = self
+            .slot
+            .is_valid_user(connection_data.as_str().into(), auth_data.as_str().into());
         answer(verdict, |verdict| {
             verdict.into_option().map(|v| AuthVerdict {
                 is_valid: v.is_valid,
                 id: v.id.into_option().map(String::from),
                 client_data: json(v.client_data),
                 server_data: json(v.server_data),
+                token: v.token.into_option().map(String::from),
             })
         })
     }
@@ -120,6 +132,7 @@ impl Permission for PluginService<PermissionPlugin_TO<'static, RArc<()>>> {
             action: request.action,
             name: request.name.into(),
             data: request.data.map(RStr::from).into(),
+            path: request.path.map(RStr::from).into(),
         };
         answer(self.slot.can_perform_action(request), |allowed| allowed)
     }
@@ -152,7 +165,11 @@ impl RecordStore for PluginService<RecordStorePlugin_TO<'static, RArc<()>>> {
     fn head(&self, name: &str) -> Answer<Option<i32>> {
         let future = self.slot.head(name.into());
         Answer::Pending(Box::pin(async move {
-            Ok(future.await.into_result().map_err(String::from)?.into_option())
+            Ok(future
+                .await
+                .into_result()
+                .map_err(String::from)?
+                .into_option())
         }))
     }
 
@@ -160,7 +177,10 @@ impl RecordStore for PluginService<RecordStorePlugin_TO<'static, RArc<()>>> {
         let future = self.slot.head_bulk(names_of(names));
         Answer::Pending(Box::pin(async move {
             let found = future.await.into_result().map_err(String::from)?;
-            Ok(found.into_iter().map(|pair| (pair.0.into(), pair.1)).collect())
+            Ok(found
+                .into_iter()
+                .map(|pair| (pair.0.into(), pair.1))
+                .collect())
         }))
     }
 }
@@ -175,7 +195,8 @@ impl Logger for PluginService<LoggerPlugin_TO<'static, RArc<()>>> {
     }
 
     fn log(&self, level: LogLevel, namespace: &str, event: &str, message: &str) {
-        self.slot.log(level, namespace.into(), event.into(), message.into());
+        self.slot
+            .log(level, namespace.into(), event.into(), message.into());
     }
 }
 
@@ -206,7 +227,10 @@ struct ClusterSinkAdapter(ClusterHandler);
 
 impl ClusterSink for ClusterSinkAdapter {
     fn deliver(&self, frame: RSlice<'_, u8>, origin_server: RStr<'_>) {
-        (self.0)(bytes::Bytes::copy_from_slice(frame.as_slice()), origin_server.as_str());
+        (self.0)(
+            bytes::Bytes::copy_from_slice(frame.as_slice()),
+            origin_server.as_str(),
+        );
     }
 }
 
@@ -216,7 +240,8 @@ impl ClusterNode for PluginService<ClusterNodePlugin_TO<'static, RArc<()>>> {
     }
 
     fn send_direct(&self, server_name: &str, frame: bytes::Bytes) {
-        self.slot.send_direct(server_name.into(), RVec::from(frame.as_ref()));
+        self.slot
+            .send_direct(server_name.into(), RVec::from(frame.as_ref()));
     }
 
     fn subscribe(&self, topic: i32, handler: ClusterHandler) {
@@ -302,11 +327,18 @@ impl StateRegistry for PluginStateRegistry {
     }
 
     fn all_servers(&self, name: &str) -> Vec<String> {
-        self.0.all_servers(name.into()).into_iter().map(String::from).collect()
+        self.0
+            .all_servers(name.into())
+            .into_iter()
+            .map(String::from)
+            .collect()
     }
 
     fn set_listener(&self, handler: StateHandler) {
-        self.0.set_listener(StateListener_TO::from_value(StateAdapter(handler), TD_Opaque));
+        self.0.set_listener(StateListener_TO::from_value(
+            StateAdapter(handler),
+            TD_Opaque,
+        ));
     }
 }
 

@@ -20,7 +20,10 @@ use abi_stable::{
 };
 use deepstream_plugin::{
     API_VERSION_SYMBOL, PLUGIN_API_VERSION,
-    abi::{HostServices, HostServices_TO, Instance, LogLevel, NewInstance, PluginInit, PluginLibraryRef, Slot},
+    abi::{
+        HostServices, HostServices_TO, Instance, LogLevel, NewInstance, PluginInit,
+        PluginLibraryRef, Slot,
+    },
 };
 
 /// Why a plugin could not be used. `Display` is one line naming the file and what to do.
@@ -37,13 +40,27 @@ pub enum LoadError {
     #[error("{}: built against an incompatible plugin-abi: {reason} — rebuild the plugin", .path.display())]
     Incompatible { path: PathBuf, reason: String },
     #[error("{}: plugin `{name}` provides no {slot} (it provides: {provides})", .path.display())]
-    MissingSlot { path: PathBuf, name: String, slot: Slot, provides: String },
+    MissingSlot {
+        path: PathBuf,
+        name: String,
+        slot: Slot,
+        provides: String,
+    },
     #[error("{}: plugin `{name}` could not build its {slot}: {reason}", .path.display())]
-    Construct { path: PathBuf, name: String, slot: Slot, reason: String },
+    Construct {
+        path: PathBuf,
+        name: String,
+        slot: Slot,
+        reason: String,
+    },
 }
 
 fn list(paths: &[PathBuf]) -> String {
-    paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A library that passed every check.
@@ -80,7 +97,10 @@ pub struct Loader {
 
 impl Loader {
     pub fn new(server_name: String) -> Self {
-        Loader { loaded: HashMap::new(), server_name }
+        Loader {
+            loaded: HashMap::new(),
+            server_name,
+        }
     }
 
     /// Loads the first existing candidate (a config's `path`, or the `name` lookups).
@@ -122,23 +142,32 @@ impl Loader {
             slot,
             provides: slot_list(library.module.slots()),
         })?;
-        let options = if options.is_null() { "{}".to_owned() } else { options.to_string() };
+        let options = if options.is_null() {
+            "{}".to_owned()
+        } else {
+            options.to_string()
+        };
         let init = PluginInit {
             instance_name: instance_name.into(),
             options_json: options.into(),
             host: self.host_services(library.name()),
         };
-        constructor(init).into_result().map_err(|reason| LoadError::Construct {
-            path: path.to_path_buf(),
-            name: library.name().into(),
-            slot,
-            reason: reason.into(),
-        })
+        constructor(init)
+            .into_result()
+            .map_err(|reason| LoadError::Construct {
+                path: path.to_path_buf(),
+                name: library.name().into(),
+                slot,
+                reason: reason.into(),
+            })
     }
 
     fn host_services(&self, plugin: &str) -> HostServices_TO<'static, RArc<()>> {
         HostServices_TO::from_ptr(
-            RArc::new(PluginHost { plugin: plugin.into(), server_name: self.server_name.clone() }),
+            RArc::new(PluginHost {
+                plugin: plugin.into(),
+                server_name: self.server_name.clone(),
+            }),
             TD_Opaque,
         )
     }
@@ -149,30 +178,44 @@ pub fn slot_list(slots: Vec<Slot>) -> String {
     if slots.is_empty() {
         return "nothing".into();
     }
-    slots.iter().map(|slot| slot.as_str()).collect::<Vec<_>>().join(", ")
+    slots
+        .iter()
+        .map(|slot| slot.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Opens a file and runs every check; the library stays mapped for the life of the process.
 fn open(path: &Path) -> Result<Library, LoadError> {
     // SAFETY: loading runs the library's initialisers; Rust cdylibs have none beyond std's.
-    let handle = unsafe { libloading::Library::new(path) }
-        .map_err(|error| LoadError::Open { path: path.to_path_buf(), reason: error.to_string() })?;
+    let handle = unsafe { libloading::Library::new(path) }.map_err(|error| LoadError::Open {
+        path: path.to_path_buf(),
+        reason: error.to_string(),
+    })?;
     // SAFETY: the symbol is a `u32` static exported by `export_plugin!`.
     let found = unsafe { handle.get::<*const u32>(API_VERSION_SYMBOL.as_bytes()) }
         .map(|symbol| unsafe { **symbol })
         .map_err(|_| LoadError::NotAPlugin(path.to_path_buf()))?;
     if found != PLUGIN_API_VERSION {
-        return Err(LoadError::ApiVersion { path: path.to_path_buf(), found });
+        return Err(LoadError::ApiVersion {
+            path: path.to_path_buf(),
+            found,
+        });
     }
     let loader_symbol = abi_stable::library::ROOT_MODULE_LOADER_NAME_WITH_NUL;
-    // SAFETY: abi_stable exports its header under this name as an `AbiHeaderRef` static.
-    let header = unsafe { handle.get::<*const AbiHeaderRef>(loader_symbol.as_bytes()) }
-        .map(|symbol| unsafe { **symbol })
+    // SAFETY: the symbol is abi_stable's library header; its address, read as an
+    // `AbiHeaderRef` (a reference), is how abi_stable itself reads it.
+    let header = unsafe { handle.get::<AbiHeaderRef>(loader_symbol.as_bytes()) }
+        .map(|symbol| *symbol)
         .map_err(|_| LoadError::NotAPlugin(path.to_path_buf()))?;
-    let incompatible =
-        |error: LibraryError| LoadError::Incompatible { path: path.to_path_buf(), reason: summarize(&error) };
+    let incompatible = |error: LibraryError| LoadError::Incompatible {
+        path: path.to_path_buf(),
+        reason: summarize(&error),
+    };
     let header = header.upgrade().map_err(incompatible)?;
-    let module = header.init_root_module::<PluginLibraryRef>().map_err(incompatible)?;
+    let module = header
+        .init_root_module::<PluginLibraryRef>()
+        .map_err(incompatible)?;
     // Never unloaded: vtables, thread-locals and runtime threads may still point into it.
     std::mem::forget(handle);
     Ok(Library { module })

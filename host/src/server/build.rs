@@ -9,9 +9,8 @@ use crate::{
     config::{Config, PluginDecl},
     plugin::{Library, LoadError, Loader, adapters::PluginService},
     services::{
-        Authentication, ClusterNode, ClusterRegistry, ConnectionListener, Lifecycle,
-        LockRegistry, LogLevel, Logger, Monitoring, Permission, RecordStore, StateRegistryFactory,
-        builtin,
+        Authentication, ClusterNode, ClusterRegistry, ConnectionListener, Lifecycle, LockRegistry,
+        LogLevel, Logger, Monitoring, Permission, RecordStore, StateRegistryFactory, builtin,
     },
 };
 
@@ -27,7 +26,10 @@ pub struct BuildError {
 
 impl BuildError {
     fn new(key: &str, message: impl ToString) -> Self {
-        BuildError { key: key.to_owned(), message: message.to_string() }
+        BuildError {
+            key: key.to_owned(),
+            message: message.to_string(),
+        }
     }
 }
 
@@ -65,7 +67,9 @@ impl Builder<'_> {
     /// Opens the library a declaration names.
     fn library(&mut self, key: &str, decl: &PluginDecl) -> Result<(PathBuf, Library), BuildError> {
         let candidates = decl.library_candidates(self.config.lib_dir.as_deref());
-        self.loader.load_first(&candidates).map_err(|error| BuildError::new(key, error))
+        self.loader
+            .load_first(&candidates)
+            .map_err(|error| BuildError::new(key, error))
     }
 
     /// Builds a plugin instance of `slot` from the library `decl` names.
@@ -74,12 +78,25 @@ impl Builder<'_> {
         key: &str,
         decl: &PluginDecl,
         slot: Slot,
-        constructor: fn(PluginLibraryRef) -> Option<extern "C" fn(deepstream_plugin::abi::PluginInit) -> deepstream_plugin::abi::NewInstance<S>>,
+        constructor: fn(
+            PluginLibraryRef,
+        ) -> Option<
+            extern "C" fn(
+                deepstream_plugin::abi::PluginInit,
+            ) -> deepstream_plugin::abi::NewInstance<S>,
+        >,
     ) -> Result<Arc<PluginService<S>>, BuildError> {
         let (path, library) = self.library(key, decl)?;
         let instance = self
             .loader
-            .instantiate(&path, library, slot, constructor(library.module), key, &decl.options)
+            .instantiate(
+                &path,
+                library,
+                slot,
+                constructor(library.module),
+                key,
+                &decl.options,
+            )
             .map_err(|error: LoadError| BuildError::new(key, error))?;
         let service = Arc::new(PluginService::from(instance));
         self.lifecycles.push((key.to_owned(), service.clone()));
@@ -96,20 +113,32 @@ impl Builder<'_> {
     fn unknown_type(key: &str, decl: &PluginDecl, allowed: &str) -> BuildError {
         BuildError::new(
             key,
-            format!("unknown type {:?} (expected {allowed}, or `name`/`path` of a plugin library)", decl.type_.as_deref().unwrap_or("")),
+            format!(
+                "unknown type {:?} (expected {allowed}, or `name`/`path` of a plugin library)",
+                decl.type_.as_deref().unwrap_or("")
+            ),
         )
     }
 }
 
 /// Builds every service in the order of server.md §2.2.
 pub fn build(config: &Config) -> Result<Services, BuildError> {
-    let mut b = Builder { config, loader: Loader::new(config.server_name.clone()), lifecycles: Vec::new() };
+    let mut b = Builder {
+        config,
+        loader: Loader::new(config.server_name.clone()),
+        lifecycles: Vec::new(),
+    };
     let server_name = config.server_name.clone();
 
     let logger: Arc<dyn Logger> = if config.logger.is_external() {
         b.plugin("logger", &config.logger, Slot::Logger, |m| m.new_logger())?
     } else {
-        let colors = config.logger.options.get("colors").and_then(|c| c.as_bool()).unwrap_or(false);
+        let colors = config
+            .logger
+            .options
+            .get("colors")
+            .and_then(|c| c.as_bool())
+            .unwrap_or(false);
         b.builtin("logger", builtin::StdoutLogger::new(LogLevel::Info, colors))
     };
     crate::logging::set_logger(logger.clone(), config.effective_log_level());
@@ -128,7 +157,9 @@ pub fn build(config: &Config) -> Result<Services, BuildError> {
     }
 
     let storage: Arc<dyn RecordStore> = if config.storage.is_external() {
-        b.plugin("storage", &config.storage, Slot::Storage, |m| m.new_storage())?
+        b.plugin("storage", &config.storage, Slot::Storage, |m| {
+            m.new_storage()
+        })?
     } else {
         b.builtin("storage", builtin::NoopStorage)
     };
@@ -152,44 +183,83 @@ pub fn build(config: &Config) -> Result<Services, BuildError> {
     }
 
     let permission: Arc<dyn Permission> = if config.permission.is_external() {
-        b.plugin("permission", &config.permission, Slot::Permission, |m| m.new_permission())?
+        b.plugin("permission", &config.permission, Slot::Permission, |m| {
+            m.new_permission()
+        })?
     } else {
         match config.permission.type_.as_deref() {
             Some("none") => b.builtin("permission", builtin::OpenPermission),
-            _ => return Err(Builder::unknown_type("permission", &config.permission, "none")),
+            Some("config") => {
+                let valve = crate::permission::ValvePermission::new(
+                    &config.permission.options,
+                    cache.clone(),
+                    storage.clone(),
+                )
+                .map_err(|message| BuildError::new("permission", message))?;
+                b.builtin("permission", valve)
+            }
+            _ => {
+                return Err(Builder::unknown_type(
+                    "permission",
+                    &config.permission,
+                    "none or config",
+                ));
+            }
         }
     };
 
     let locks: Arc<dyn LockRegistry> = if config.locks.is_external() {
-        b.plugin("locks", &config.locks, Slot::LockRegistry, |m| m.new_lock_registry())?
+        b.plugin("locks", &config.locks, Slot::LockRegistry, |m| {
+            m.new_lock_registry()
+        })?
     } else {
         b.builtin("locks", builtin::LocalLockRegistry::default())
     };
     let cluster_node: Arc<dyn ClusterNode> = if config.cluster_node.is_external() {
-        b.plugin("clusterNode", &config.cluster_node, Slot::ClusterNode, |m| m.new_cluster_node())?
+        b.plugin(
+            "clusterNode",
+            &config.cluster_node,
+            Slot::ClusterNode,
+            |m| m.new_cluster_node(),
+        )?
     } else {
         b.builtin("clusterNode", builtin::SingleClusterNode)
     };
     let cluster_registry: Arc<dyn ClusterRegistry> = if config.cluster_registry.is_external() {
-        b.plugin("clusterRegistry", &config.cluster_registry, Slot::ClusterRegistry, |m| {
-            m.new_cluster_registry()
-        })?
+        b.plugin(
+            "clusterRegistry",
+            &config.cluster_registry,
+            Slot::ClusterRegistry,
+            |m| m.new_cluster_registry(),
+        )?
     } else {
-        b.builtin("clusterRegistry", builtin::SingleClusterRegistry::new(server_name.clone()))
+        b.builtin(
+            "clusterRegistry",
+            builtin::SingleClusterRegistry::new(server_name.clone()),
+        )
     };
     let cluster_states: Arc<dyn StateRegistryFactory> = if config.cluster_states.is_external() {
-        b.plugin("clusterStates", &config.cluster_states, Slot::StateRegistryFactory, |m| {
-            m.new_state_registry_factory()
-        })?
+        b.plugin(
+            "clusterStates",
+            &config.cluster_states,
+            Slot::StateRegistryFactory,
+            |m| m.new_state_registry_factory(),
+        )?
     } else {
-        b.builtin("clusterStates", builtin::SingleStateRegistryFactory::new(server_name))
+        b.builtin(
+            "clusterStates",
+            builtin::SingleStateRegistryFactory::new(server_name),
+        )
     };
 
     let mut plugins: Vec<Arc<dyn ConnectionListener>> = Vec::new();
     for (name, decl) in &config.plugins {
         let key = format!("plugins.{name}");
         if !decl.is_external() {
-            return Err(BuildError::new(&key, "custom plugins need `name` or `path` of a plugin library"));
+            return Err(BuildError::new(
+                &key,
+                "custom plugins need `name` or `path` of a plugin library",
+            ));
         }
         plugins.push(b.plugin(&key, decl, Slot::Custom, |m| m.new_custom())?);
     }

@@ -113,8 +113,13 @@ impl Server {
 
     /// Tracks an open connection until the returned guard drops.
     pub fn register_connection(self: &Arc<Self>, connection: &ConnectionHandle) -> Registration {
-        self.connections.lock().insert(connection.id, connection.clone());
-        Registration { server: self.clone(), id: connection.id }
+        self.connections
+            .lock()
+            .insert(connection.id, connection.clone());
+        Registration {
+            server: self.clone(),
+            id: connection.id,
+        }
     }
 
     /// Resolves when the server starts shutting down.
@@ -132,38 +137,49 @@ impl Server {
         }
     }
 
-    /// Asks the authentication handlers in order; the first opinion decides (server.md §2.4.1).
+    /// Asks the authentication handlers in order; the first opinion decides (server.md
+    /// §2.4.1). `None`: nobody accepted (or a handler failed, which is logged).
     pub async fn authenticate(
         &self,
         connection_data: &serde_json::Value,
         auth_data: &serde_json::Value,
     ) -> Option<AuthVerdict> {
         for handler in &self.services.authentication {
-            match handler.is_valid_user(connection_data, auth_data).resolve().await {
-                Ok(Some(verdict)) => {
-                    self.services.monitoring.on_login(verdict.is_valid, "websocket");
-                    return Some(verdict);
-                }
+            match handler
+                .is_valid_user(connection_data, auth_data)
+                .resolve()
+                .await
+            {
+                Ok(Some(verdict)) => return Some(verdict),
                 Ok(None) => {}
                 Err(error) => {
-                    tracing::error!(event = "AUTH_ERROR", "authentication handler failed: {error}");
-                    self.services.monitoring.on_login(false, "websocket");
+                    tracing::error!(
+                        event = "AUTH_ERROR",
+                        "authentication handler failed: {error}"
+                    );
                     return None;
                 }
             }
         }
-        self.services.monitoring.on_login(false, "websocket");
         None
     }
 
     /// A connection logged in: presence, custom plugins.
     pub fn on_authenticated(&self, connection: &ConnectionHandle) {
-        tracing::info!(event = "AUTH_SUCCESSFUL", "{} logged in", connection.user_id());
+        tracing::info!(
+            event = "AUTH_SUCCESSFUL",
+            "{} logged in",
+            connection.user_id()
+        );
         for handler in self.all_handlers() {
             handler.client_connected(connection);
         }
         for plugin in &self.services.plugins {
-            plugin.on_client_connected(connection.id, connection.user_id(), connection.endpoint_type);
+            plugin.on_client_connected(
+                connection.id,
+                connection.user_id(),
+                connection.endpoint_type,
+            );
         }
     }
 
@@ -176,18 +192,28 @@ impl Server {
             auth.on_client_disconnect(connection.user_id());
         }
         for plugin in &self.services.plugins {
-            plugin.on_client_disconnected(connection.id, connection.user_id(), connection.endpoint_type);
+            plugin.on_client_disconnected(
+                connection.id,
+                connection.user_id(),
+                connection.endpoint_type,
+            );
         }
     }
 
     /// The pipeline for one message of an authenticated connection (protocol.md §3.1).
     pub async fn process(&self, connection: &ConnectionHandle, mut message: Message) {
-        if message.topic == Topic::Connection && message.action_as() == Some(ConnectionAction::Ping) {
+        if message.topic == Topic::Connection && message.action_as() == Some(ConnectionAction::Ping)
+        {
             connection.send(&Message::new(Topic::Connection, ConnectionAction::Pong));
             return;
         }
         let Some(handler) = self.handler(message.topic) else {
-            tracing::warn!(event = "UNKNOWN_TOPIC", "unhandled topic {:?} from {}", message.topic, connection.user_id());
+            tracing::warn!(
+                event = "UNKNOWN_TOPIC",
+                "unhandled topic {:?} from {}",
+                message.topic,
+                connection.user_id()
+            );
             connection.send(&Message::unknown_topic());
             return;
         };
@@ -211,12 +237,19 @@ impl Server {
             }
             message.names = allowed;
         }
-        self.services.monitoring.on_message_received(message.topic as u8, message.action);
+        self.services
+            .monitoring
+            .on_message_received(message.topic as u8, message.action);
         handler.handle(connection, message);
     }
 
     /// Runs the permission check for `name`, answering a denial or error itself.
-    async fn permitted(&self, connection: &ConnectionHandle, message: &Message, name: &str) -> bool {
+    async fn permitted(
+        &self,
+        connection: &ConnectionHandle,
+        message: &Message,
+        name: &str,
+    ) -> bool {
         let user = connection.user();
         let request = PermissionRequest {
             user_id: connection.user_id(),
@@ -224,7 +257,11 @@ impl Server {
             topic: message.topic,
             action: message.action,
             name,
-            data: message.data.as_deref().and_then(|d| std::str::from_utf8(d).ok()),
+            data: message
+                .data
+                .as_deref()
+                .and_then(|d| std::str::from_utf8(d).ok()),
+            path: message.path.as_deref(),
         };
         let verdict = match self.services.permission.can_perform_action(&request) {
             Answer::Ready(result) => result,
@@ -234,7 +271,10 @@ impl Server {
             Ok(true) => return true,
             Ok(false) => denial_actions(message.topic).map(|(_, denied)| denied),
             Err(error) => {
-                tracing::warn!(event = "MESSAGE_PERMISSION_ERROR", "permission check for {name} failed: {error}");
+                tracing::warn!(
+                    event = "MESSAGE_PERMISSION_ERROR",
+                    "permission check for {name} failed: {error}"
+                );
                 denial_actions(message.topic).map(|(error, _)| error)
             }
         };
@@ -256,11 +296,34 @@ impl Server {
     /// `dependencyInitializationTimeout` (server.md §2.2).
     pub async fn start_services(&self) -> Result<(), String> {
         let timeout = self.config.dependency_initialization_timeout;
-        let waits = self.services.lifecycles.iter().map(|(key, service)| ready(key, service.as_ref(), timeout));
+        let waits = self
+            .services
+            .lifecycles
+            .iter()
+            .map(|(key, service)| ready(key, service.as_ref(), timeout));
         for result in futures_util::future::join_all(waits).await {
             result?;
         }
         Ok(())
+    }
+
+    /// Hands every reloadable service its options from `config` (SIGHUP, `deepstream
+    /// reload`); a service that refuses them keeps its old ones. Returns one line per service.
+    pub fn reload(&self, config: &Config) -> Vec<Result<String, String>> {
+        let mut outcomes = Vec::new();
+        for (key, service) in &self.services.lifecycles {
+            let Some(decl) = config.declaration(key) else {
+                continue;
+            };
+            match service.reload(&decl.options) {
+                Some(Ok(())) => outcomes.push(Ok(format!("{key}: reloaded"))),
+                Some(Err(error)) => outcomes.push(Err(format!(
+                    "{key}: reload refused, old settings stay: {error}"
+                ))),
+                None => {}
+            }
+        }
+        outcomes
     }
 
     /// Stops accepting, closes every connection, then closes services in reverse order.
@@ -287,11 +350,17 @@ impl Server {
 
 /// Readiness-tracks one service.
 async fn ready(key: &str, service: &dyn Lifecycle, timeout: Duration) -> Result<(), String> {
-    service.init().map_err(|error| format!("{key}: init failed: {error}"))?;
+    service
+        .init()
+        .map_err(|error| format!("{key}: init failed: {error}"))?;
     match tokio::time::timeout(timeout, service.when_ready()).await {
         Ok(Ok(())) => {
             let description = service.description();
-            let description = if description.is_empty() { "no dependency description provided".into() } else { description };
+            let description = if description.is_empty() {
+                "no dependency description provided".into()
+            } else {
+                description
+            };
             tracing::info!(event = "INFO", "{key} ready: {description}");
             Ok(())
         }

@@ -36,7 +36,11 @@ impl Authentication for OpenAuthentication {
             Some(serde_json::Value::Null) | None => "open".into(),
             Some(other) => other.to_string(),
         };
-        Answer::Ready(Ok(Some(AuthVerdict { is_valid: true, id: Some(id), ..Default::default() })))
+        Answer::Ready(Ok(Some(AuthVerdict {
+            is_valid: true,
+            id: Some(id),
+            ..Default::default()
+        })))
     }
 }
 
@@ -98,14 +102,22 @@ impl RecordStore for MemoryCache {
     }
 
     fn head(&self, name: &str) -> Answer<Option<i32>> {
-        Answer::Ready(Ok(self.records.read().get(name).map(|stored| stored.version)))
+        Answer::Ready(Ok(self
+            .records
+            .read()
+            .get(name)
+            .map(|stored| stored.version)))
     }
 
     fn head_bulk(&self, names: &[String]) -> Answer<Vec<(String, i32)>> {
         let records = self.records.read();
         let found = names
             .iter()
-            .filter_map(|name| records.get(name).map(|stored| (name.clone(), stored.version)))
+            .filter_map(|name| {
+                records
+                    .get(name)
+                    .map(|stored| (name.clone(), stored.version))
+            })
             .collect();
         Answer::Ready(Ok(found))
     }
@@ -157,7 +169,10 @@ pub struct StdoutLogger {
 
 impl StdoutLogger {
     pub fn new(level: LogLevel, colors: bool) -> Self {
-        StdoutLogger { level: RwLock::new(level), colors }
+        StdoutLogger {
+            level: RwLock::new(level),
+            colors,
+        }
     }
 }
 
@@ -223,21 +238,31 @@ pub struct CombinedMonitoring(pub Vec<Arc<dyn Monitoring>>);
 
 impl Lifecycle for CombinedMonitoring {
     fn description(&self) -> String {
-        self.0.iter().map(|m| m.description()).collect::<Vec<_>>().join(", ")
+        self.0
+            .iter()
+            .map(|m| m.description())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
 impl Monitoring for CombinedMonitoring {
     fn on_error_log(&self, level: LogLevel, event: &str, message: &str) {
-        self.0.iter().for_each(|m| m.on_error_log(level, event, message));
+        self.0
+            .iter()
+            .for_each(|m| m.on_error_log(level, event, message));
     }
 
     fn on_login(&self, allowed: bool, endpoint_type: &str) {
-        self.0.iter().for_each(|m| m.on_login(allowed, endpoint_type));
+        self.0
+            .iter()
+            .for_each(|m| m.on_login(allowed, endpoint_type));
     }
 
     fn on_message_received(&self, topic: u8, action: i32) {
-        self.0.iter().for_each(|m| m.on_message_received(topic, action));
+        self.0
+            .iter()
+            .for_each(|m| m.on_message_received(topic, action));
     }
 
     fn on_message_send(&self, topic: u8, action: i32) {
@@ -245,7 +270,9 @@ impl Monitoring for CombinedMonitoring {
     }
 
     fn on_broadcast(&self, topic: u8, action: i32, count: u32) {
-        self.0.iter().for_each(|m| m.on_broadcast(topic, action, count));
+        self.0
+            .iter()
+            .for_each(|m| m.on_broadcast(topic, action, count));
     }
 }
 
@@ -332,7 +359,10 @@ pub struct SingleStateRegistryFactory {
 
 impl SingleStateRegistryFactory {
     pub fn new(server_name: String) -> Self {
-        SingleStateRegistryFactory { server_name, registries: Mutex::default() }
+        SingleStateRegistryFactory {
+            server_name,
+            registries: Mutex::default(),
+        }
     }
 }
 
@@ -416,7 +446,11 @@ impl StateRegistry for SingleStateRegistry {
     }
 
     fn all_servers(&self, name: &str) -> Vec<String> {
-        if self.has(name) { vec![self.server_name.clone()] } else { Vec::new() }
+        if self.has(name) {
+            vec![self.server_name.clone()]
+        } else {
+            Vec::new()
+        }
     }
 
     fn set_listener(&self, handler: StateHandler) {

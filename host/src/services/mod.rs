@@ -52,6 +52,13 @@ pub trait Lifecycle: Send + Sync {
     fn close(&self) -> BoxFuture<Result<(), ServiceError>> {
         Box::pin(async { Ok(()) })
     }
+
+    /// Takes new `options` from a reloaded config without a restart. `None`: this service
+    /// cannot reload (a restart is needed); `Some(Err)`: the new options were refused and the
+    /// old ones stay in force.
+    fn reload(&self, _options: &serde_json::Value) -> Option<Result<(), ServiceError>> {
+        None
+    }
 }
 
 /// The outcome of one authentication handler.
@@ -65,6 +72,8 @@ pub struct AuthVerdict {
     pub client_data: Option<serde_json::Value>,
     /// Visible to permission rules as `user.data`; never sent to clients.
     pub server_data: Option<serde_json::Value>,
+    /// Handed out by `POST /api/auth`; opaque to the server.
+    pub token: Option<String>,
 }
 
 /// An authentication handler (server.md §2.4.1).
@@ -94,6 +103,8 @@ pub struct PermissionRequest<'a> {
     pub name: &'a str,
     /// The message's data as JSON text.
     pub data: Option<&'a str>,
+    /// The record path of a patch or erase.
+    pub path: Option<&'a str>,
 }
 
 /// The permission service (server.md §2.4.2): `Ok(true)` allows.

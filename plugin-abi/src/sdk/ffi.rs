@@ -224,6 +224,7 @@ impl<T: super::Authentication> AuthenticationPlugin for Adapter<T> {
                     id: v.id.map(RString::from).into(),
                     client_data: v.client_data.map(|d| RString::from(d.to_string())).into(),
                     server_data: v.server_data.map(|d| RString::from(d.to_string())).into(),
+                    token: v.token.map(RString::from).into(),
                 })
                 .into()
         };
@@ -256,6 +257,7 @@ impl<T: Permission> PermissionPlugin for Adapter<T> {
             action: request.action,
             name: request.name.as_str(),
             data: request.data.map(|d| d.as_str()).into_option(),
+            path: request.path.map(|p| p.as_str()).into_option(),
         };
         answer(guard("can_perform_action", || {
             self.0.can_perform_action(&request)

@@ -46,6 +46,34 @@ impl Context {
     pub fn server_name(&self) -> String {
         self.host.server_name().into()
     }
+
+    /// A context outside any server, for a plugin's own tests: its log lines go to stderr.
+    pub fn standalone(instance_name: &str) -> Context {
+        Context {
+            instance_name: instance_name.to_owned(),
+            host: HostServices_TO::from_ptr(
+                RArc::new(StandaloneHost),
+                abi_stable::sabi_trait::TD_Opaque,
+            ),
+        }
+    }
+}
+
+/// Host services when no server is around.
+struct StandaloneHost;
+
+impl crate::abi::HostServices for StandaloneHost {
+    fn log_enabled(&self, _level: LogLevel) -> bool {
+        true
+    }
+
+    fn log(&self, level: LogLevel, target: RStr<'_>, message: RStr<'_>) {
+        eprintln!("{level:?} {target}: {message}");
+    }
+
+    fn server_name(&self) -> abi_stable::std_types::RString {
+        "standalone".into()
+    }
 }
 
 /// Construction and lifecycle, shared by every slot (server.md §2.1).
@@ -89,6 +117,8 @@ pub struct Verdict {
     pub client_data: Option<serde_json::Value>,
     /// Visible to permission rules as `user.data`, never sent to clients.
     pub server_data: Option<serde_json::Value>,
+    /// Returned by the HTTP `/api/auth` endpoint; later sent back as `{"token": …}`.
+    pub token: Option<String>,
 }
 
 /// Authentication slot.
@@ -119,6 +149,8 @@ pub struct PermissionRequest<'a> {
     pub name: &'a str,
     /// The message's data as JSON text.
     pub data: Option<&'a str>,
+    /// The record path of a patch or erase.
+    pub path: Option<&'a str>,
 }
 
 /// Permission slot.

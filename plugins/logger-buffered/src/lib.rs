@@ -164,3 +164,63 @@ deepstream_plugin::export_plugin! {
     name: "logger-buffered",
     logger: BufferedLogger,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn logger(file: &std::path::Path, buffer_size: usize) -> BufferedLogger {
+        let options = Options {
+            buffer_size,
+            flush_level: "ERROR".into(),
+            log_level: "DEBUG".into(),
+            file: Some(file.to_path_buf()),
+        };
+        BufferedLogger::new(Context::standalone("logger"), options).unwrap()
+    }
+
+    #[test]
+    fn an_error_flushes_exactly_the_last_buffered_lines_in_order() {
+        let dir = std::env::temp_dir().join(format!("logger-buffered-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("flush.log");
+        let logger = logger(&file, 3);
+        for i in 1..=5 {
+            logger.log(LogLevel::Debug, "", "E", &format!("line {i}"));
+        }
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            "",
+            "nothing before an error"
+        );
+        logger.log(LogLevel::Error, "ns", "FAIL", "boom");
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            "DEBUG | E | line 3\nDEBUG | E | line 4\nDEBUG | E | line 5\nERROR | ns | FAIL | boom\n"
+        );
+        logger.log(LogLevel::Error, "", "FAIL", "again");
+        assert!(
+            std::fs::read_to_string(&file)
+                .unwrap()
+                .ends_with("boom\nERROR | FAIL | again\n"),
+            "the buffer was emptied"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn levels_below_the_minimum_are_dropped() {
+        let file =
+            std::env::temp_dir().join(format!("logger-buffered-min-{}.log", std::process::id()));
+        let logger = logger(&file, 10);
+        logger.set_log_level(LogLevel::Info);
+        logger.log(LogLevel::Debug, "", "E", "dropped");
+        logger.log(LogLevel::Info, "", "E", "kept");
+        logger.log(LogLevel::Fatal, "", "E", "fatal");
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            "INFO | E | kept\nFATAL | E | fatal\n"
+        );
+        std::fs::remove_file(file).unwrap();
+    }
+}
