@@ -10,8 +10,8 @@ use std::{
 
 use bytes::Bytes;
 use deepstream::protocol::{
-    self, AuthAction, ConnectionAction, EventAction, Message, ParserAction, PresenceAction, RecordAction,
-    RpcAction, Topic,
+    self, AuthAction, ConnectionAction, EventAction, Message, ParserAction, PresenceAction,
+    RecordAction, RpcAction, Topic,
 };
 use futures_util::{SinkExt, StreamExt};
 use tokio::{net::TcpSocket, net::TcpStream, time::Instant};
@@ -60,7 +60,9 @@ impl Target {
     /// Parses `ws://HOST:PORT/PATH` (path default `/deepstream`). Only IPv4 loopback hosts are
     /// accepted: the benchmark never drives anything off this machine.
     pub fn parse(url: &str) -> Result<Target, String> {
-        let rest = url.strip_prefix("ws://").ok_or_else(|| format!("{url}: only ws:// URLs are supported"))?;
+        let rest = url
+            .strip_prefix("ws://")
+            .ok_or_else(|| format!("{url}: only ws:// URLs are supported"))?;
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/deepstream"),
@@ -71,7 +73,9 @@ impl Target {
             .find(|a| a.is_ipv4())
             .ok_or_else(|| format!("{url}: host has no IPv4 address"))?;
         if !addr.ip().is_loopback() {
-            return Err(format!("{url}: only loopback addresses (127.0.0.0/8) may be driven"));
+            return Err(format!(
+                "{url}: only loopback addresses (127.0.0.0/8) may be driven"
+            ));
         }
         let url = format!("ws://{authority}{path}");
         let challenge = protocol::encode(&Message {
@@ -81,7 +85,11 @@ impl Target {
             sdk_type: Some("javascript".into()),
             ..Message::new(Topic::Connection, ConnectionAction::Challenge)
         });
-        Ok(Target { addr, url, challenge })
+        Ok(Target {
+            addr,
+            url,
+            challenge,
+        })
     }
 }
 
@@ -98,27 +106,37 @@ fn ws_config() -> WebSocketConfig {
 pub async fn open(target: &Target, source: Option<Ipv4Addr>) -> Result<Ws, Fail> {
     let io = |what: &str, e: std::io::Error| Fail::Error(format!("{what}: {e}"));
     let socket = TcpSocket::new_v4().map_err(|e| io("socket", e))?;
-    socket.set_reuseaddr(true).map_err(|e| io("SO_REUSEADDR", e))?;
+    socket
+        .set_reuseaddr(true)
+        .map_err(|e| io("SO_REUSEADDR", e))?;
     if let Some(ip) = source {
         socket
             .bind(SocketAddr::V4(SocketAddrV4::new(ip, 0)))
             .map_err(|e| io(&format!("bind {ip}"), e))?;
     }
     #[allow(deprecated)]
-    socket.set_linger(Some(Duration::ZERO)).map_err(|e| io("SO_LINGER", e))?;
+    socket
+        .set_linger(Some(Duration::ZERO))
+        .map_err(|e| io("SO_LINGER", e))?;
     socket.set_nodelay(true).map_err(|e| io("TCP_NODELAY", e))?;
     let stream = socket
         .connect(target.addr)
         .await
         .map_err(|e| io(&format!("connect to {}", target.addr), e))?;
-    let (ws, _) = tokio_tungstenite::client_async_with_config(target.url.as_str(), stream, Some(ws_config()))
-        .await
-        .map_err(|e| Fail::Error(format!("WebSocket handshake with {}: {e}", target.url)))?;
+    let (ws, _) =
+        tokio_tungstenite::client_async_with_config(target.url.as_str(), stream, Some(ws_config()))
+            .await
+            .map_err(|e| Fail::Error(format!("WebSocket handshake with {}: {e}", target.url)))?;
     Ok(ws)
 }
 
 /// Sends CHALLENGE and AUTH REQUEST `{"username": …}` and waits for AUTH_SUCCESSFUL.
-pub async fn login(ws: &mut Ws, target: &Target, username: &str, timeout: Duration) -> Result<(), Fail> {
+pub async fn login(
+    ws: &mut Ws,
+    target: &Target,
+    username: &str,
+    timeout: Duration,
+) -> Result<(), Fail> {
     let deadline = Instant::now() + timeout;
     send(ws, target.challenge.clone()).await?;
     expect_until(ws, "CONNECTION ACCEPT", deadline, |m| {
@@ -129,7 +147,9 @@ pub async fn login(ws: &mut Ws, target: &Target, username: &str, timeout: Durati
     let auth = Message::new(Topic::Auth, AuthAction::Request)
         .with_data(serde_json::json!({ "username": username }).to_string());
     send(ws, protocol::encode(&auth)).await?;
-    let reply = expect_until(ws, "AUTH reply", deadline, |m| m.topic == Topic::Auth).await.map_err(login_failure)?;
+    let reply = expect_until(ws, "AUTH reply", deadline, |m| m.topic == Topic::Auth)
+        .await
+        .map_err(login_failure)?;
     if reply.action == AuthAction::AuthSuccessful as i32 {
         Ok(())
     } else {
@@ -156,7 +176,11 @@ pub async fn connect_login(
     };
     tokio::time::timeout(timeout, attempt)
         .await
-        .unwrap_or_else(|_| Err(Fail::Error(format!("connect and login did not complete within {timeout:?}"))))
+        .unwrap_or_else(|_| {
+            Err(Fail::Error(format!(
+                "connect and login did not complete within {timeout:?}"
+            )))
+        })
 }
 
 /// Sends one frame and flushes.
@@ -223,15 +247,21 @@ pub async fn expect_until(
             RecvError::Timeout => Fail::Unsupported(format!("no {what} (timeout)")),
             other => Fail::Error(format!("waiting for {what}: {other}")),
         })?;
-        let msg = protocol::decode(frame).map_err(|e| Fail::Error(format!("waiting for {what}: undecodable frame: {e}")))?;
+        let msg = protocol::decode(frame)
+            .map_err(|e| Fail::Error(format!("waiting for {what}: undecodable frame: {e}")))?;
         if wanted(&msg) {
             return Ok(msg);
         }
         if is_unknown_topic(&msg) {
-            return Err(Fail::Unsupported(format!("{what}: server answers PARSER UNKNOWN_TOPIC")));
+            return Err(Fail::Unsupported(format!(
+                "{what}: server answers PARSER UNKNOWN_TOPIC"
+            )));
         }
         if is_failure(&msg) {
-            return Err(Fail::Error(format!("waiting for {what}: got {}", describe(&msg))));
+            return Err(Fail::Error(format!(
+                "waiting for {what}: got {}",
+                describe(&msg)
+            )));
         }
     }
 }
@@ -339,11 +369,13 @@ mod tests {
     fn peek_reads_topic_and_action() {
         // Appendix A: EVENT EMIT {name:"a", data:"{\"x\":1}"}.
         let frame = [
-            0x12, 0x10, 0x04, 0x1a, 0x0e, 0x08, 0x02, 0x12, 0x07, b'{', b'"', b'x', b'"', b':', b'1', b'}', 0x32, 0x01,
-            b'a',
+            0x12, 0x10, 0x04, 0x1a, 0x0e, 0x08, 0x02, 0x12, 0x07, b'{', b'"', b'x', b'"', b':',
+            b'1', b'}', 0x32, 0x01, b'a',
         ];
         assert_eq!(peek(&frame), Some((4, 2)));
-        let ack = protocol::encode(&Message::new(Topic::Record, RecordAction::WriteAcknowledgement).with_name("r"));
+        let ack = protocol::encode(
+            &Message::new(Topic::Record, RecordAction::WriteAcknowledgement).with_name("r"),
+        );
         assert_eq!(peek(&ack), Some((5, 14)));
         assert_eq!(peek(&[0x01]), None);
     }
@@ -351,7 +383,10 @@ mod tests {
     #[test]
     fn only_loopback_targets() {
         assert!(Target::parse("ws://127.0.0.1:6020/deepstream").is_ok());
-        assert_eq!(Target::parse("ws://127.0.0.1:6020").unwrap().url, "ws://127.0.0.1:6020/deepstream");
+        assert_eq!(
+            Target::parse("ws://127.0.0.1:6020").unwrap().url,
+            "ws://127.0.0.1:6020/deepstream"
+        );
         assert!(Target::parse("ws://10.0.0.1:6020/deepstream").is_err());
         assert!(Target::parse("wss://127.0.0.1:6020/deepstream").is_err());
     }

@@ -87,7 +87,11 @@ pub fn new_run_id() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0);
-    format!("{}{}", base36(std::process::id() as u64), base36(nanos / 1000 % 1_000_000_000))
+    format!(
+        "{}{}",
+        base36(std::process::id() as u64),
+        base36(nanos / 1000 % 1_000_000_000)
+    )
 }
 
 fn base36(mut n: u64) -> String {
@@ -113,7 +117,8 @@ pub struct Errors {
 
 impl Errors {
     pub fn record(&self, message: impl Into<String>) {
-        self.count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.count
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut first = self.first.lock().unwrap_or_else(|e| e.into_inner());
         if first.is_none() {
             *first = Some(message.into());
@@ -126,7 +131,8 @@ impl Errors {
             return;
         }
         self.record(message);
-        self.count.fetch_add(n - 1, std::sync::atomic::Ordering::Relaxed);
+        self.count
+            .fetch_add(n - 1, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn count(&self) -> u64 {

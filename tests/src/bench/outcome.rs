@@ -69,8 +69,15 @@ impl Outcome {
     pub fn measured(mut self, ops: u64, measured: Measured) -> Outcome {
         self.ops = ops;
         self.seconds = (measured.seconds * 1e6).round() / 1e6;
-        self.ops_per_sec = if measured.seconds > 0.0 { round3(ops as f64 / measured.seconds) } else { 0.0 };
-        let per_op = |cpu: Option<f64>| cpu.filter(|_| ops > 0).map(|cpu| round3(cpu * 1e6 / ops as f64));
+        self.ops_per_sec = if measured.seconds > 0.0 {
+            round3(ops as f64 / measured.seconds)
+        } else {
+            0.0
+        };
+        let per_op = |cpu: Option<f64>| {
+            cpu.filter(|_| ops > 0)
+                .map(|cpu| round3(cpu * 1e6 / ops as f64))
+        };
         self.server_cpu_us_per_op = per_op(measured.server_cpu_seconds);
         self.loadgen_cpu_us_per_op = per_op(measured.loadgen_cpu_seconds);
         self
@@ -99,7 +106,11 @@ impl Outcome {
         self.server_peak_rss_kb = probe.and_then(|p| p.peak_rss_kb());
         if self.supported && self.ops == 0 {
             self.supported = false;
-            self.reason = Some(self.first_error.clone().unwrap_or_else(|| "no operation completed".into()));
+            self.reason = Some(
+                self.first_error
+                    .clone()
+                    .unwrap_or_else(|| "no operation completed".into()),
+            );
         }
         self
     }

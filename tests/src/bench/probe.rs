@@ -12,7 +12,10 @@ pub struct ServerProbe {
 
 impl ServerProbe {
     pub fn new(pid: u32) -> Result<ServerProbe, String> {
-        let probe = ServerProbe { pid, clk_tck: ticks_per_second() };
+        let probe = ServerProbe {
+            pid,
+            clk_tck: ticks_per_second(),
+        };
         probe
             .cpu_ticks()
             .ok_or_else(|| format!("cannot read /proc/{pid}/stat: is the server running?"))?;
@@ -108,13 +111,19 @@ impl Window {
     pub fn finish(&self, probe: Option<&ServerProbe>) -> Measured {
         let seconds = self.started.elapsed().as_secs_f64();
         let server_cpu_seconds = match (probe, self.ticks) {
-            (Some(p), Some(before)) => p.cpu_ticks().map(|after| after.saturating_sub(before) as f64 / p.clk_tck),
+            (Some(p), Some(before)) => p
+                .cpu_ticks()
+                .map(|after| after.saturating_sub(before) as f64 / p.clk_tck),
             _ => None,
         };
         let loadgen_cpu_seconds = self
             .own_ticks
             .zip(cpu_ticks("/proc/self/stat"))
             .map(|(before, after)| after.saturating_sub(before) as f64 / ticks_per_second());
-        Measured { seconds, server_cpu_seconds, loadgen_cpu_seconds }
+        Measured {
+            seconds,
+            server_cpu_seconds,
+            loadgen_cpu_seconds,
+        }
     }
 }

@@ -18,22 +18,45 @@ pub fn read_outcomes(path: &str) -> Result<Vec<Outcome>, String> {
 
 /// Order of rows: the scenarios in the order of the brief, unknown ones last.
 fn rank(scenario: &str) -> (usize, u64, String) {
-    const ORDER: &[&str] =
-        &["connect", "idle", "events", "events-latency", "record-writes", "record-fanout", "rpc", "presence"];
-    let (base, n) = match scenario.strip_prefix("idle-").and_then(|n| n.parse::<u64>().ok()) {
+    const ORDER: &[&str] = &[
+        "connect",
+        "idle",
+        "events",
+        "events-latency",
+        "record-writes",
+        "record-fanout",
+        "rpc",
+        "presence",
+    ];
+    let (base, n) = match scenario
+        .strip_prefix("idle-")
+        .and_then(|n| n.parse::<u64>().ok())
+    {
         Some(n) => ("idle", n),
         None => (scenario, 0),
     };
-    (ORDER.iter().position(|s| *s == base).unwrap_or(ORDER.len()), n, scenario.to_owned())
+    (
+        ORDER.iter().position(|s| *s == base).unwrap_or(ORDER.len()),
+        n,
+        scenario.to_owned(),
+    )
 }
 
 /// The figure a row compares, and whether higher is better.
 fn headline(o: &Outcome) -> (String, Option<f64>, bool) {
     if o.scenario.starts_with("idle-") {
-        ("KiB/conn (lower is better)".into(), o.bytes_per_connection.map(|b| b / 1024.0), false)
+        (
+            "KiB/conn (lower is better)".into(),
+            o.bytes_per_connection.map(|b| b / 1024.0),
+            false,
+        )
     } else if o.scenario == "events-latency" {
         let rate = o.params.get("rate").and_then(|r| r.as_u64()).unwrap_or(0);
-        (format!("p99 ms at {rate} emits/s (lower is better)"), o.p99_us.map(|v| v / 1000.0), false)
+        (
+            format!("p99 ms at {rate} emits/s (lower is better)"),
+            o.p99_us.map(|v| v / 1000.0),
+            false,
+        )
     } else {
         (format!("{}/s", o.unit), Some(o.ops_per_sec), true)
     }
@@ -42,7 +65,10 @@ fn headline(o: &Outcome) -> (String, Option<f64>, bool) {
 fn figure(o: Option<&Outcome>) -> String {
     match o {
         None => "not run".into(),
-        Some(o) if !o.supported => format!("n/a ({})", shorten(o.reason.as_deref().unwrap_or("not supported"), 70)),
+        Some(o) if !o.supported => format!(
+            "n/a ({})",
+            shorten(o.reason.as_deref().unwrap_or("not supported"), 70)
+        ),
         Some(o) => match headline(o).1 {
             Some(v) => number(v),
             None => "n/a (not measured)".into(),
@@ -83,21 +109,30 @@ fn supported(o: Option<&Outcome>) -> Option<&Outcome> {
 
 fn latency(o: Option<&Outcome>) -> String {
     match supported(o) {
-        Some(Outcome { p50_us: Some(p50), p99_us: Some(p99), .. }) => format!("{:.2} / {:.2}", p50 / 1000.0, p99 / 1000.0),
+        Some(Outcome {
+            p50_us: Some(p50),
+            p99_us: Some(p99),
+            ..
+        }) => format!("{:.2} / {:.2}", p50 / 1000.0, p99 / 1000.0),
         _ => "-".into(),
     }
 }
 
 fn cpu(o: Option<&Outcome>) -> String {
-    supported(o).and_then(|o| o.server_cpu_us_per_op).map_or("-".into(), number)
+    supported(o)
+        .and_then(|o| o.server_cpu_us_per_op)
+        .map_or("-".into(), number)
 }
 
 fn loadgen(o: Option<&Outcome>) -> String {
-    supported(o).and_then(|o| o.loadgen_cpu_us_per_op).map_or("-".into(), number)
+    supported(o)
+        .and_then(|o| o.loadgen_cpu_us_per_op)
+        .map_or("-".into(), number)
 }
 
 fn rss(o: Option<&Outcome>) -> String {
-    o.and_then(|o| o.server_peak_rss_kb).map_or("-".into(), |kb| format!("{:.0}", kb as f64 / 1024.0))
+    o.and_then(|o| o.server_peak_rss_kb)
+        .map_or("-".into(), |kb| format!("{:.0}", kb as f64 / 1024.0))
 }
 
 fn errors(o: Option<&Outcome>) -> String {
@@ -106,7 +141,8 @@ fn errors(o: Option<&Outcome>) -> String {
 
 /// The table as Markdown, one row per scenario found in either run.
 pub fn table(ours: &[Outcome], theirs: &[Outcome], ours_label: &str, theirs_label: &str) -> String {
-    let mut rows: BTreeMap<(usize, u64, String), (Option<&Outcome>, Option<&Outcome>)> = BTreeMap::new();
+    let mut rows: BTreeMap<(usize, u64, String), (Option<&Outcome>, Option<&Outcome>)> =
+        BTreeMap::new();
     for o in ours {
         rows.entry(rank(&o.scenario)).or_default().0 = Some(o);
     }
@@ -131,7 +167,10 @@ pub fn table(ours: &[Outcome], theirs: &[Outcome], ours_label: &str, theirs_labe
     let mut lines = vec![header];
     for ((_, _, scenario), (a, b)) in &rows {
         let metric = a.or(*b).map(|o| headline(o).0).unwrap_or_default();
-        let ratio = match (supported(*a).and_then(|o| headline(o).1), supported(*b).and_then(|o| headline(o).1)) {
+        let ratio = match (
+            supported(*a).and_then(|o| headline(o).1),
+            supported(*b).and_then(|o| headline(o).1),
+        ) {
             (Some(x), Some(y)) if y > 0.0 => format!("{:.2}x", x / y),
             _ => "-".into(),
         };
@@ -152,7 +191,13 @@ pub fn table(ours: &[Outcome], theirs: &[Outcome], ours_label: &str, theirs_labe
         ]);
     }
     let widths: Vec<usize> = (0..lines[0].len())
-        .map(|c| lines.iter().map(|l| l[c].chars().count()).max().unwrap_or(0))
+        .map(|c| {
+            lines
+                .iter()
+                .map(|l| l[c].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let mut out = String::new();
     for (i, line) in lines.iter().enumerate() {

@@ -89,7 +89,11 @@ struct RunArgs {
     #[arg(long)]
     smoke: bool,
     /// Smoke: outcomes that must be supported (others may be n/a). Comma separated.
-    #[arg(long, value_delimiter = ',', default_value = "connect,idle-200,events,events-latency")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "connect,idle-200,events,events-latency"
+    )]
     require: Vec<String>,
     /// Server process to measure (CPU time per op, peak RSS, RSS per idle connection).
     #[arg(long)]
@@ -172,11 +176,28 @@ fn seconds(value: f64, what: &str, max: f64) -> Result<Duration, String> {
 }
 
 fn params(args: &RunArgs) -> Result<Params, String> {
-    let mut p = if args.smoke { Params::smoke() } else { Params::default() };
+    let mut p = if args.smoke {
+        Params::smoke()
+    } else {
+        Params::default()
+    };
     macro_rules! set {
         ($($field:ident),*) => { $(if let Some(v) = args.$field { p.$field = v; })* };
     }
-    set!(clients, concurrency, per_process, subscribers, rate, window, payload, writers, providers, requesters, per_worker, max_messages);
+    set!(
+        clients,
+        concurrency,
+        per_process,
+        subscribers,
+        rate,
+        window,
+        payload,
+        writers,
+        providers,
+        requesters,
+        per_worker,
+        max_messages
+    );
     if let Some(counts) = &args.count {
         p.idle_counts = counts.clone();
     }
@@ -205,7 +226,11 @@ fn context(args: &RunArgs, url: &str, label: Option<String>) -> Result<Ctx, Stri
     Ok(Ctx {
         target,
         probe,
-        duration: seconds(args.duration.unwrap_or(default_duration), "duration", 3600.0)?,
+        duration: seconds(
+            args.duration.unwrap_or(default_duration),
+            "duration",
+            3600.0,
+        )?,
         setup_timeout: seconds(args.setup_timeout, "setup-timeout", 600.0)?,
         op_timeout: seconds(args.op_timeout, "op-timeout", 600.0)?,
         drain_timeout: seconds(args.drain_timeout, "drain-timeout", 600.0)?,
@@ -216,7 +241,10 @@ fn context(args: &RunArgs, url: &str, label: Option<String>) -> Result<Ctx, Stri
 }
 
 async fn run(args: RunArgs) -> Result<ExitCode, String> {
-    let url = args.url.clone().ok_or("--url is required (e.g. ws://127.0.0.1:6020/deepstream)")?;
+    let url = args
+        .url
+        .clone()
+        .ok_or("--url is required (e.g. ws://127.0.0.1:6020/deepstream)")?;
     let params = params(&args)?;
     let ctx = context(&args, &url, args.label.clone())?;
     let names: Vec<String> = if args.scenario.iter().any(|s| s == "all") {
@@ -225,7 +253,10 @@ async fn run(args: RunArgs) -> Result<ExitCode, String> {
         args.scenario.clone()
     };
     if let Some(bad) = names.iter().find(|n| !scenarios::ALL.contains(&n.as_str())) {
-        return Err(format!("unknown scenario {bad:?}; known: {}, all", scenarios::ALL.join(", ")));
+        return Err(format!(
+            "unknown scenario {bad:?}; known: {}, all",
+            scenarios::ALL.join(", ")
+        ));
     }
     now_us();
     let mut outcomes: Vec<Outcome> = Vec::new();
@@ -250,7 +281,10 @@ fn smoke_verdict(outcomes: &[Outcome], required: &[String]) -> ExitCode {
         let verdict = if !o.supported {
             if required.contains(&o.scenario) {
                 failed += 1;
-                format!("FAIL (required, but n/a: {})", o.reason.as_deref().unwrap_or("?"))
+                format!(
+                    "FAIL (required, but n/a: {})",
+                    o.reason.as_deref().unwrap_or("?")
+                )
             } else {
                 skipped += 1;
                 format!("skipped (n/a: {})", o.reason.as_deref().unwrap_or("?"))
@@ -278,7 +312,11 @@ fn smoke_verdict(outcomes: &[Outcome], required: &[String]) -> ExitCode {
         }
     }
     println!("smoke: {passed} passed, {failed} failed, {skipped} skipped");
-    if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 async fn wait(url: &str, timeout: f64) -> Result<ExitCode, String> {
@@ -292,7 +330,9 @@ async fn wait(url: &str, timeout: f64) -> Result<ExitCode, String> {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    Err(format!("{url} did not accept a login within {timeout} s (last error: {last})"))
+    Err(format!(
+        "{url} did not accept a login within {timeout} s (last error: {last})"
+    ))
 }
 
 async fn idle_worker(args: IdleWorkerArgs) -> Result<ExitCode, String> {
@@ -308,20 +348,33 @@ async fn idle_worker(args: IdleWorkerArgs) -> Result<ExitCode, String> {
         label: None,
     };
     let max_hold = seconds(args.max_hold, "max-hold", 100_000.0)?;
-    Ok(scenarios::idle::worker(&ctx, args.count, args.concurrency, &args.user_prefix, max_hold).await)
+    Ok(scenarios::idle::worker(
+        &ctx,
+        args.count,
+        args.concurrency,
+        &args.user_prefix,
+        max_hold,
+    )
+    .await)
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Some(Command::Report { ours, theirs, ours_label, theirs_label }) => {
-            (|| {
-                let (a, b) = (report::read_outcomes(&ours)?, report::read_outcomes(&theirs)?);
-                print!("{}", report::table(&a, &b, &ours_label, &theirs_label));
-                Ok(ExitCode::SUCCESS)
-            })()
-        }
+        Some(Command::Report {
+            ours,
+            theirs,
+            ours_label,
+            theirs_label,
+        }) => (|| {
+            let (a, b) = (
+                report::read_outcomes(&ours)?,
+                report::read_outcomes(&theirs)?,
+            );
+            print!("{}", report::table(&a, &b, &ours_label, &theirs_label));
+            Ok(ExitCode::SUCCESS)
+        })(),
         Some(Command::Wait { url, timeout }) => wait(&url, timeout).await,
         Some(Command::FreePort) => std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())

@@ -20,7 +20,14 @@ pub async fn run(ctx: &Ctx, params: &Params) -> Outcome {
     let errors = Arc::new(Errors::default());
     let window = Window::start(ctx.probe.as_ref());
     let deadline = window.started() + ctx.duration;
-    let ok = login_loop(ctx, params, &format!("c{}", ctx.run_id), deadline, errors.clone()).await;
+    let ok = login_loop(
+        ctx,
+        params,
+        &format!("c{}", ctx.run_id),
+        deadline,
+        errors.clone(),
+    )
+    .await;
     let measured = window.finish(ctx.probe.as_ref());
     let mut outcome = outcome.measured(ok, measured).errors(&errors);
     if params.exact {
@@ -31,13 +38,25 @@ pub async fn run(ctx: &Ctx, params: &Params) -> Outcome {
 
 /// `concurrency` tasks each log in a fresh client `{prefix}-{i}` and drop it (RST), until
 /// `params.clients` logins were started or `deadline` passed. Returns the successful logins.
-pub async fn login_loop(ctx: &Ctx, params: &Params, prefix: &str, deadline: Instant, errors: Arc<Errors>) -> u64 {
+pub async fn login_loop(
+    ctx: &Ctx,
+    params: &Params,
+    prefix: &str,
+    deadline: Instant,
+    errors: Arc<Errors>,
+) -> u64 {
     let next = Arc::new(AtomicU64::new(0));
     let ok = Arc::new(AtomicU64::new(0));
     let tasks: Vec<_> = (0..params.concurrency.max(1))
         .map(|_| {
-            let (ctx, next, ok, errors, prefix, total) =
-                (ctx.clone(), next.clone(), ok.clone(), errors.clone(), prefix.to_owned(), params.clients);
+            let (ctx, next, ok, errors, prefix, total) = (
+                ctx.clone(),
+                next.clone(),
+                ok.clone(),
+                errors.clone(),
+                prefix.to_owned(),
+                params.clients,
+            );
             tokio::spawn(async move {
                 while Instant::now() < deadline {
                     let i = next.fetch_add(1, Ordering::Relaxed);
@@ -45,7 +64,9 @@ pub async fn login_loop(ctx: &Ctx, params: &Params, prefix: &str, deadline: Inst
                         break;
                     }
                     let user = format!("{prefix}-{i}");
-                    match client::connect_login(&ctx.target, ctx.source(i), &user, ctx.op_timeout).await {
+                    match client::connect_login(&ctx.target, ctx.source(i), &user, ctx.op_timeout)
+                        .await
+                    {
                         Ok(ws) => {
                             ok.fetch_add(1, Ordering::Relaxed);
                             drop(ws);

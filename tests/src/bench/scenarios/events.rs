@@ -17,7 +17,9 @@ use serde_json::json;
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
-use super::{Params, drain, not_available, open_clients, publish_max_rate, request_all, stopped, unexpected};
+use super::{
+    Params, drain, not_available, open_clients, publish_max_rate, request_all, stopped, unexpected,
+};
 use crate::bench::{
     Ctx, Errors, Outcome,
     client::{self, Fail, Ws},
@@ -57,18 +59,31 @@ pub async fn run(ctx: &Ctx, params: &Params) -> Vec<Outcome> {
                 .with_names([event.clone()])
                 .with_correlation_id("0"),
         );
-        request_all(ctx, &mut subscribers, subscribe, "EVENT SUBSCRIBE ack", |m| {
-            m.topic == Topic::Event && m.action == EventAction::Subscribe as i32 && m.is_ack
-        })
+        request_all(
+            ctx,
+            &mut subscribers,
+            subscribe,
+            "EVENT SUBSCRIBE ack",
+            |m| m.topic == Topic::Event && m.action == EventAction::Subscribe as i32 && m.is_ack,
+        )
         .await?;
         Ok::<_, Fail>((publisher.remove(0), subscribers))
     };
     let (mut publisher, subscribers) = match setup.await {
         Ok(clients) => clients,
-        Err(fail) => return vec![not_available(max_rate, &fail, ctx), not_available(latency, &fail, ctx)],
+        Err(fail) => {
+            return vec![
+                not_available(max_rate, &fail, ctx),
+                not_available(latency, &fail, ctx),
+            ];
+        }
     };
 
-    let shared = Arc::new(Shared { delivered: AtomicU64::new(0), latency: AtomicBool::new(false), errors: Errors::default() });
+    let shared = Arc::new(Shared {
+        delivered: AtomicU64::new(0),
+        latency: AtomicBool::new(false),
+        errors: Errors::default(),
+    });
     let (stop_tx, stop_rx) = watch::channel(false);
     let tasks: Vec<_> = subscribers
         .into_iter()
@@ -85,9 +100,15 @@ pub async fn run(ctx: &Ctx, params: &Params) -> Vec<Outcome> {
     );
     let window = Window::start(ctx.probe.as_ref());
     let deadline = window.started() + ctx.duration;
-    let sent = publish_max_rate(&mut publisher, subs, &shared.delivered, params.window, params.max_messages, deadline, |_| {
-        frame.clone()
-    })
+    let sent = publish_max_rate(
+        &mut publisher,
+        subs,
+        &shared.delivered,
+        params.window,
+        params.max_messages,
+        deadline,
+        |_| frame.clone(),
+    )
     .await;
     let max_rate = finish_phase(ctx, params, max_rate, &shared, sent, subs, 0, &window).await;
 
@@ -126,13 +147,23 @@ async fn finish_phase(
         Err(fail) => return not_available(outcome, &fail, ctx),
     };
     let expected = sent * subs;
-    let last = drain(&shared.delivered, base + expected, window.started(), ctx.drain_timeout).await;
+    let last = drain(
+        &shared.delivered,
+        base + expected,
+        window.started(),
+        ctx.drain_timeout,
+    )
+    .await;
     let measured = window.finish(ctx.probe.as_ref());
-    let measured = Measured { seconds: (last - window.started()).as_secs_f64(), ..measured };
+    let measured = Measured {
+        seconds: (last - window.started()).as_secs_f64(),
+        ..measured
+    };
     let delivered = shared.delivered.load(Ordering::SeqCst) - base;
-    shared
-        .errors
-        .record_n(expected.saturating_sub(delivered), "deliveries missing after the drain timeout");
+    shared.errors.record_n(
+        expected.saturating_sub(delivered),
+        "deliveries missing after the drain timeout",
+    );
     let mut outcome = outcome.measured(delivered, measured).errors(&shared.errors);
     outcome.params["emits"] = json!(sent);
     if params.exact {
@@ -162,7 +193,11 @@ async fn publish_fixed_rate(
         }
         tokio::time::sleep_until(at).await;
         let data = format!("{{\"t\":{},\"m\":\"{pad}\"}}", now_us());
-        let frame = protocol::encode(&Message::new(Topic::Event, EventAction::Emit).with_name(event).with_data(data));
+        let frame = protocol::encode(
+            &Message::new(Topic::Event, EventAction::Emit)
+                .with_name(event)
+                .with_data(data),
+        );
         publisher
             .send(WsMessage::Binary(frame))
             .await

@@ -69,8 +69,13 @@ pub async fn open_idle(ctx: &Ctx, count: u64, concurrency: usize, prefix: &str) 
     let next = Arc::new(AtomicU64::new(0));
     let workers: Vec<_> = (0..concurrency.max(1))
         .map(|_| {
-            let (ctx, errors, next, stop_rx, prefix) =
-                (ctx.clone(), errors.clone(), next.clone(), stop_rx.clone(), prefix.to_owned());
+            let (ctx, errors, next, stop_rx, prefix) = (
+                ctx.clone(),
+                errors.clone(),
+                next.clone(),
+                stop_rx.clone(),
+                prefix.to_owned(),
+            );
             tokio::spawn(async move {
                 let mut holders = Vec::new();
                 loop {
@@ -79,7 +84,14 @@ pub async fn open_idle(ctx: &Ctx, count: u64, concurrency: usize, prefix: &str) 
                         break;
                     }
                     let user = format!("{prefix}-{i}");
-                    match client::connect_login(&ctx.target, ctx.source(i), &user, ctx.setup_timeout).await {
+                    match client::connect_login(
+                        &ctx.target,
+                        ctx.source(i),
+                        &user,
+                        ctx.setup_timeout,
+                    )
+                    .await
+                    {
                         Ok(ws) => holders.push(tokio::spawn(hold(ws, i, stop_rx.clone()))),
                         Err(e) => errors.record(e.reason()),
                     }
@@ -95,7 +107,12 @@ pub async fn open_idle(ctx: &Ctx, count: u64, concurrency: usize, prefix: &str) 
             Err(e) => errors.record(format!("connect task panicked: {e}")),
         }
     }
-    IdleSet { connected: holders.len() as u64, errors, stop, holders }
+    IdleSet {
+        connected: holders.len() as u64,
+        errors,
+        stop,
+        holders,
+    }
 }
 
 /// Keeps one idle connection: reads whatever arrives, pings every 20 s (staggered). Returns
@@ -103,7 +120,10 @@ pub async fn open_idle(ctx: &Ctx, count: u64, concurrency: usize, prefix: &str) 
 async fn hold(mut ws: Ws, index: u64, mut stop: watch::Receiver<bool>) -> bool {
     let ping = client::ping_frame();
     let offset = Duration::from_millis(index * 7919 % 10_000);
-    let mut ticker = tokio::time::interval_at(Instant::now() + Duration::from_secs(10) + offset, PING_PERIOD);
+    let mut ticker = tokio::time::interval_at(
+        Instant::now() + Duration::from_secs(10) + offset,
+        PING_PERIOD,
+    );
     loop {
         tokio::select! {
             _ = stopped(&mut stop) => return true,
@@ -136,9 +156,19 @@ struct Closed {
 }
 
 /// Body of `deepstream-bench idle-worker`.
-pub async fn worker(ctx: &Ctx, count: u64, concurrency: usize, prefix: &str, max_hold: Duration) -> ExitCode {
+pub async fn worker(
+    ctx: &Ctx,
+    count: u64,
+    concurrency: usize,
+    prefix: &str,
+    max_hold: Duration,
+) -> ExitCode {
     let set = open_idle(ctx, count, concurrency, prefix).await;
-    let ready = Ready { connected: set.connected, errors: set.errors.count(), first_error: set.errors.first() };
+    let ready = Ready {
+        connected: set.connected,
+        errors: set.errors.count(),
+        first_error: set.errors.first(),
+    };
     println!("{}", serde_json::to_string(&ready).unwrap_or_default());
     let stdin_closed = async {
         let mut buf = [0u8; 256];
@@ -154,7 +184,10 @@ pub async fn worker(ctx: &Ctx, count: u64, concurrency: usize, prefix: &str, max
         _ = wait_for_signal(max_hold) => {}
     }
     let dropped = set.close().await;
-    println!("{}", serde_json::to_string(&Closed { dropped }).unwrap_or_default());
+    println!(
+        "{}",
+        serde_json::to_string(&Closed { dropped }).unwrap_or_default()
+    );
     ExitCode::SUCCESS
 }
 
@@ -174,12 +207,22 @@ pub async fn wait_for_signal(duration: Duration) {
 
 /// Child idle workers and what they reported.
 struct Workers {
-    children: Vec<(Child, tokio::io::Lines<BufReader<tokio::process::ChildStdout>>)>,
+    children: Vec<(
+        Child,
+        tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    )>,
 }
 
 impl Workers {
-    async fn spawn(ctx: &Ctx, params: &Params, count: u64, processes: usize, connect_bound: Duration) -> Result<Workers, String> {
-        let exe = std::env::current_exe().map_err(|e| format!("cannot find own executable: {e}"))?;
+    async fn spawn(
+        ctx: &Ctx,
+        params: &Params,
+        count: u64,
+        processes: usize,
+        connect_bound: Duration,
+    ) -> Result<Workers, String> {
+        let exe =
+            std::env::current_exe().map_err(|e| format!("cannot find own executable: {e}"))?;
         let mut children = Vec::new();
         for i in 0..processes {
             let share = count / processes as u64 + u64::from((i as u64) < count % processes as u64);
@@ -196,7 +239,10 @@ impl Workers {
                 .args(["--concurrency", &params.concurrency.to_string()])
                 .args(["--source-ips", &source.to_string()])
                 .args(["--user-prefix", &format!("i{}-{i}", ctx.run_id)])
-                .args(["--setup-timeout", &ctx.setup_timeout.as_secs_f64().to_string()])
+                .args([
+                    "--setup-timeout",
+                    &ctx.setup_timeout.as_secs_f64().to_string(),
+                ])
                 .args(["--max-hold", &max_hold.as_secs_f64().to_string()])
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
@@ -219,7 +265,12 @@ impl Workers {
                     Ok(ready) => {
                         connected += ready.connected;
                         if ready.errors > 0 {
-                            errors.record_n(ready.errors, ready.first_error.unwrap_or_else(|| "idle worker error".into()));
+                            errors.record_n(
+                                ready.errors,
+                                ready
+                                    .first_error
+                                    .unwrap_or_else(|| "idle worker error".into()),
+                            );
                         }
                     }
                     Err(e) => errors.record(format!("idle worker printed {line:?}: {e}")),
@@ -244,7 +295,10 @@ impl Workers {
                     dropped += closed.dropped;
                 }
             }
-            if tokio::time::timeout_at(deadline, child.wait()).await.is_err() {
+            if tokio::time::timeout_at(deadline, child.wait())
+                .await
+                .is_err()
+            {
                 let _ = child.kill().await;
             }
         }
@@ -257,20 +311,28 @@ pub async fn run(ctx: &Ctx, params: &Params, count: u64) -> Outcome {
         .processes
         .unwrap_or_else(|| count.div_ceil(params.per_process.max(1)) as usize)
         .max(1);
-    let outcome = ctx.outcome(&format!("idle-{count}"), "connections").params(json!({
-        "connections": count,
-        "processes": processes,
-        "concurrency": params.concurrency,
-    }));
+    let outcome = ctx
+        .outcome(&format!("idle-{count}"), "connections")
+        .params(json!({
+            "connections": count,
+            "processes": processes,
+            "concurrency": params.concurrency,
+        }));
     let probe = ctx.probe.as_ref();
     let errors = Errors::default();
     // Generous bound for opening everything: 10 ms per connection per process, plus setup.
-    let connect_bound = ctx.setup_timeout + Duration::from_millis(10 * count / processes as u64) + Duration::from_secs(30);
+    let connect_bound = ctx.setup_timeout
+        + Duration::from_millis(10 * count / processes as u64)
+        + Duration::from_secs(30);
 
     let rss_before = probe.and_then(|p| p.rss_kb());
     let window = Window::start(probe);
     let (connected, closer) = if processes == 1 {
-        let set = tokio::time::timeout(connect_bound, open_idle(ctx, count, params.concurrency, &format!("i{}", ctx.run_id))).await;
+        let set = tokio::time::timeout(
+            connect_bound,
+            open_idle(ctx, count, params.concurrency, &format!("i{}", ctx.run_id)),
+        )
+        .await;
         match set {
             Ok(set) => {
                 if set.errors.count() > 0 {
@@ -306,7 +368,10 @@ pub async fn run(ctx: &Ctx, params: &Params, count: u64) -> Outcome {
         rss_after.map_or("?".into(), |v| v.to_string()),
     );
     if !params.hold.is_zero() {
-        eprintln!("deepstream-bench: idle-{count}: holding for {:?} (SIGINT/SIGTERM ends it)", params.hold);
+        eprintln!(
+            "deepstream-bench: idle-{count}: holding for {:?} (SIGINT/SIGTERM ends it)",
+            params.hold
+        );
         wait_for_signal(params.hold).await;
     }
     let dropped = match closer {
@@ -322,7 +387,8 @@ pub async fn run(ctx: &Ctx, params: &Params, count: u64) -> Outcome {
     if let (Some(before), Some(after)) = (rss_before, rss_after)
         && connected > 0
     {
-        outcome.bytes_per_connection = Some(((after as f64 - before as f64) * 1024.0 / connected as f64).round());
+        outcome.bytes_per_connection =
+            Some(((after as f64 - before as f64) * 1024.0 / connected as f64).round());
     }
     if params.exact {
         outcome.expected_ops = Some(count);

@@ -24,7 +24,15 @@ use super::{
 };
 
 /// Every scenario name `--scenario` accepts (`all` = every one of them).
-pub const ALL: &[&str] = &["connect", "idle", "events", "record-writes", "record-fanout", "rpc", "presence"];
+pub const ALL: &[&str] = &[
+    "connect",
+    "idle",
+    "events",
+    "record-writes",
+    "record-fanout",
+    "rpc",
+    "presence",
+];
 
 /// Parameters of all scenarios (each uses its own subset).
 #[derive(Debug, Clone)]
@@ -128,15 +136,31 @@ pub async fn run(name: &str, ctx: &Ctx, params: &Params) -> Result<Vec<Outcome>,
         "record-fanout" => vec![records::fanout(ctx, params).await],
         "rpc" => vec![rpc::run(ctx, params).await],
         "presence" => vec![presence::run(ctx, params).await],
-        other => return Err(format!("unknown scenario {other:?}; known: {}", ALL.join(", "))),
+        other => {
+            return Err(format!(
+                "unknown scenario {other:?}; known: {}",
+                ALL.join(", ")
+            ));
+        }
     })
 }
 
 /// Opens and logs in `count` clients named `{prefix}-{i}`, `concurrency` at a time.
-pub async fn open_clients(ctx: &Ctx, count: usize, prefix: &str, concurrency: usize) -> Result<Vec<Ws>, Fail> {
+pub async fn open_clients(
+    ctx: &Ctx,
+    count: usize,
+    prefix: &str,
+    concurrency: usize,
+) -> Result<Vec<Ws>, Fail> {
     stream::iter(0..count)
         .map(|i| async move {
-            client::connect_login(&ctx.target, ctx.source(i as u64), &format!("{prefix}-{i}"), ctx.setup_timeout).await
+            client::connect_login(
+                &ctx.target,
+                ctx.source(i as u64),
+                &format!("{prefix}-{i}"),
+                ctx.setup_timeout,
+            )
+            .await
         })
         .buffer_unordered(concurrency.max(1))
         .collect::<Vec<_>>()
@@ -158,7 +182,9 @@ pub async fn request_all(
             let frame = frame.clone();
             async move {
                 client::send(ws, frame).await?;
-                client::expect(ws, what, ctx.setup_timeout, wanted).await.map(|_| ())
+                client::expect(ws, what, ctx.setup_timeout, wanted)
+                    .await
+                    .map(|_| ())
             }
         })
         .buffer_unordered(50)
@@ -198,7 +224,9 @@ where
             tokio::time::sleep(Duration::from_millis(1)).await;
             continue;
         }
-        sink.feed(WsMessage::Binary(frame(sent))).await.map_err(failed)?;
+        sink.feed(WsMessage::Binary(frame(sent)))
+            .await
+            .map_err(failed)?;
         sent += 1;
         unflushed += 1;
         if unflushed == 32 {

@@ -20,8 +20,14 @@ use crate::bench::{
     probe::{Measured, Window},
 };
 
-const JOIN_ALL: (i32, i32) = (Topic::Presence as i32, PresenceAction::PresenceJoinAll as i32);
-const LEAVE_ALL: (i32, i32) = (Topic::Presence as i32, PresenceAction::PresenceLeaveAll as i32);
+const JOIN_ALL: (i32, i32) = (
+    Topic::Presence as i32,
+    PresenceAction::PresenceJoinAll as i32,
+);
+const LEAVE_ALL: (i32, i32) = (
+    Topic::Presence as i32,
+    PresenceAction::PresenceLeaveAll as i32,
+);
 
 pub async fn run(ctx: &Ctx, params: &Params) -> Outcome {
     let outcome = ctx.outcome("presence", "joins").params(json!({
@@ -29,12 +35,21 @@ pub async fn run(ctx: &Ctx, params: &Params) -> Outcome {
         "concurrency": params.concurrency,
     }));
     let setup = async {
-        let mut listener = open_clients(ctx, 1, &format!("pl{}", ctx.run_id), 1).await?.remove(0);
+        let mut listener = open_clients(ctx, 1, &format!("pl{}", ctx.run_id), 1)
+            .await?
+            .remove(0);
         let subscribe = Message::new(Topic::Presence, PresenceAction::SubscribeAll);
         client::send(&mut listener, protocol::encode(&subscribe)).await?;
-        client::expect(&mut listener, "PRESENCE SUBSCRIBE_ALL ack", ctx.setup_timeout, |m| {
-            m.topic == Topic::Presence && m.action == PresenceAction::SubscribeAll as i32 && m.is_ack
-        })
+        client::expect(
+            &mut listener,
+            "PRESENCE SUBSCRIBE_ALL ack",
+            ctx.setup_timeout,
+            |m| {
+                m.topic == Topic::Presence
+                    && m.action == PresenceAction::SubscribeAll as i32
+                    && m.is_ack
+            },
+        )
         .await?;
         Ok::<_, Fail>(listener)
     };
@@ -50,15 +65,28 @@ pub async fn run(ctx: &Ctx, params: &Params) -> Outcome {
 
     let window = Window::start(ctx.probe.as_ref());
     let deadline = window.started() + ctx.duration;
-    let logins = login_loop(ctx, params, &format!("pj{}", ctx.run_id), deadline, errors.clone()).await;
+    let logins = login_loop(
+        ctx,
+        params,
+        &format!("pj{}", ctx.run_id),
+        deadline,
+        errors.clone(),
+    )
+    .await;
     let last = drain(&joins, logins, window.started(), ctx.drain_timeout).await;
     let measured = window.finish(ctx.probe.as_ref());
-    let measured = Measured { seconds: (last - window.started()).as_secs_f64(), ..measured };
+    let measured = Measured {
+        seconds: (last - window.started()).as_secs_f64(),
+        ..measured
+    };
     let _ = stop_tx.send(true);
     let _ = task.await;
 
     let got = joins.load(Ordering::SeqCst);
-    errors.record_n(logins.saturating_sub(got), "logins without PRESENCE_JOIN_ALL after the drain timeout");
+    errors.record_n(
+        logins.saturating_sub(got),
+        "logins without PRESENCE_JOIN_ALL after the drain timeout",
+    );
     let mut outcome = outcome.measured(got, measured).errors(&errors);
     outcome.params["logins"] = json!(logins);
     if params.exact {
@@ -68,7 +96,12 @@ pub async fn run(ctx: &Ctx, params: &Params) -> Outcome {
 }
 
 /// Counts PRESENCE_JOIN_ALL; PRESENCE_LEAVE_ALL (the joiners disconnect) is expected too.
-async fn listen(mut ws: Ws, joins: Arc<AtomicU64>, errors: Arc<Errors>, mut stop: watch::Receiver<bool>) {
+async fn listen(
+    mut ws: Ws,
+    joins: Arc<AtomicU64>,
+    errors: Arc<Errors>,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
         tokio::select! {
             _ = stopped(&mut stop) => return,

@@ -26,7 +26,10 @@ use crate::bench::{
     stats::Histogram,
 };
 
-const WRITE_ACK: (i32, i32) = (Topic::Record as i32, RecordAction::WriteAcknowledgement as i32);
+const WRITE_ACK: (i32, i32) = (
+    Topic::Record as i32,
+    RecordAction::WriteAcknowledgement as i32,
+);
 const UPDATE: (i32, i32) = (Topic::Record as i32, RecordAction::Update as i32);
 
 /// SUBSCRIBECREATEANDREAD `name` (creating it if needed) and returns its version from the
@@ -37,7 +40,9 @@ async fn subscribe_create_read(ctx: &Ctx, ws: &mut Ws, name: &str) -> Result<i32
         .with_correlation_id("0");
     client::send(ws, protocol::encode(&request)).await?;
     let response = client::expect(ws, "RECORD READ_RESPONSE", ctx.setup_timeout, |m| {
-        m.topic == Topic::Record && m.action == RecordAction::ReadResponse as i32 && m.name.as_deref() == Some(name)
+        m.topic == Topic::Record
+            && m.action == RecordAction::ReadResponse as i32
+            && m.name.as_deref() == Some(name)
     })
     .await?;
     response
@@ -102,7 +107,10 @@ pub async fn writes(ctx: &Ctx, params: &Params) -> Outcome {
         }
     }
     let measured = window.finish(ctx.probe.as_ref());
-    let mut outcome = outcome.measured(ops, measured).latency(&histogram).errors(&errors);
+    let mut outcome = outcome
+        .measured(ops, measured)
+        .latency(&histogram)
+        .errors(&errors);
     if params.exact {
         outcome.expected_ops = Some(params.per_worker * params.writers.max(1) as u64);
     }
@@ -143,7 +151,10 @@ impl Writer {
                 self.errors.record(fail.reason());
                 break;
             }
-            match self.await_ack(&mut ws, &correlation_id, started + self.op_timeout).await {
+            match self
+                .await_ack(&mut ws, &correlation_id, started + self.op_timeout)
+                .await
+            {
                 Ok(true) => {
                     histogram.record(started.elapsed().as_micros() as u64);
                     acks += 1;
@@ -157,12 +168,18 @@ impl Writer {
 
     /// `Ok(true)`: acknowledged; `Ok(false)`: an error reply (counted; the loop goes on);
     /// `Err`: no usable reply (counted; this writer stops).
-    async fn await_ack(&mut self, ws: &mut Ws, correlation_id: &str, deadline: Instant) -> Result<bool, ()> {
+    async fn await_ack(
+        &mut self,
+        ws: &mut Ws,
+        correlation_id: &str,
+        deadline: Instant,
+    ) -> Result<bool, ()> {
         loop {
             let frame = match client::recv_until(ws, deadline).await {
                 Ok(frame) => frame,
                 Err(e) => {
-                    self.errors.record(format!("waiting for RECORD WRITE_ACKNOWLEDGEMENT: {e}"));
+                    self.errors
+                        .record(format!("waiting for RECORD WRITE_ACKNOWLEDGEMENT: {e}"));
                     return Err(());
                 }
             };
@@ -178,7 +195,8 @@ impl Writer {
                 continue;
             }
             if client::is_unknown_topic(&msg) {
-                self.errors.record("RECORD UPDATE: server answers PARSER UNKNOWN_TOPIC");
+                self.errors
+                    .record("RECORD UPDATE: server answers PARSER UNKNOWN_TOPIC");
                 return Err(());
             }
             if msg.action == RecordAction::VersionExists as i32 {
@@ -204,7 +222,9 @@ pub async fn fanout(ctx: &Ctx, params: &Params) -> Outcome {
     }));
     let name = format!("bench/{}/fanout", ctx.run_id);
     let setup = async {
-        let mut writer = open_clients(ctx, 1, &format!("rfw{}", ctx.run_id), 1).await?.remove(0);
+        let mut writer = open_clients(ctx, 1, &format!("rfw{}", ctx.run_id), 1)
+            .await?
+            .remove(0);
         let version = subscribe_create_read(ctx, &mut writer, &name).await?;
         let mut subscribers = open_clients(ctx, subs, &format!("rfs{}", ctx.run_id), 50).await?;
         stream::iter(subscribers.iter_mut())
@@ -228,27 +248,42 @@ pub async fn fanout(ctx: &Ctx, params: &Params) -> Outcome {
         .into_iter()
         .map(|ws| {
             let (delivered, errors, stop) = (delivered.clone(), errors.clone(), stop_rx.clone());
-            tokio::spawn(async move { count_frames(ws, Some(UPDATE), &delivered, &errors, stop).await })
+            tokio::spawn(
+                async move { count_frames(ws, Some(UPDATE), &delivered, &errors, stop).await },
+            )
         })
         .collect();
     // The writer gets no broadcast of its own writes: anything it receives is an error reply.
     let (mut sink, replies) = writer.split();
     {
         let (errors, stop) = (errors.clone(), stop_rx.clone());
-        tasks.push(tokio::spawn(async move { count_frames(replies, None, &AtomicU64::new(0), &errors, stop).await }));
+        tasks.push(tokio::spawn(async move {
+            count_frames(replies, None, &AtomicU64::new(0), &errors, stop).await
+        }));
     }
 
     let data = Bytes::from(format!("{{\"m\":\"{}\"}}", client::padding(params.payload)));
     let subs = subs as u64;
     let window = Window::start(ctx.probe.as_ref());
     let deadline = window.started() + ctx.duration;
-    let sent = publish_max_rate(&mut sink, subs, &delivered, params.window, params.max_messages, deadline, |i| {
-        let update = Message {
-            version: Some(version + 1 + i as i32),
-            ..Message::new(Topic::Record, RecordAction::Update).with_name(name.as_str())
-        };
-        protocol::encode(&Message { data: Some(data.clone()), ..update })
-    })
+    let sent = publish_max_rate(
+        &mut sink,
+        subs,
+        &delivered,
+        params.window,
+        params.max_messages,
+        deadline,
+        |i| {
+            let update = Message {
+                version: Some(version + 1 + i as i32),
+                ..Message::new(Topic::Record, RecordAction::Update).with_name(name.as_str())
+            };
+            protocol::encode(&Message {
+                data: Some(data.clone()),
+                ..update
+            })
+        },
+    )
     .await;
     let outcome = match sent {
         Err(fail) => not_available(outcome, &fail, ctx),
@@ -256,9 +291,15 @@ pub async fn fanout(ctx: &Ctx, params: &Params) -> Outcome {
             let expected = sent * subs;
             let last = drain(&delivered, expected, window.started(), ctx.drain_timeout).await;
             let measured = window.finish(ctx.probe.as_ref());
-            let measured = Measured { seconds: (last - window.started()).as_secs_f64(), ..measured };
+            let measured = Measured {
+                seconds: (last - window.started()).as_secs_f64(),
+                ..measured
+            };
             let got = delivered.load(Ordering::SeqCst);
-            errors.record_n(expected.saturating_sub(got), "deliveries missing after the drain timeout");
+            errors.record_n(
+                expected.saturating_sub(got),
+                "deliveries missing after the drain timeout",
+            );
             let mut outcome = outcome.measured(got, measured).errors(&errors);
             outcome.params["updates"] = json!(sent);
             if params.exact {

@@ -31,17 +31,23 @@ pub async fn run(ctx: &Ctx, params: &Params) -> Outcome {
     }));
     let name = format!("bench/{}/rpc", ctx.run_id);
     let setup = async {
-        let mut provider_clients = open_clients(ctx, providers, &format!("rp{}", ctx.run_id), 50).await?;
+        let mut provider_clients =
+            open_clients(ctx, providers, &format!("rp{}", ctx.run_id), 50).await?;
         let provide = protocol::encode(
             &Message::new(Topic::Rpc, RpcAction::Provide)
                 .with_names([name.as_str()])
                 .with_correlation_id("0"),
         );
-        request_all(ctx, &mut provider_clients, provide, "RPC PROVIDE ack", |m| {
-            m.topic == Topic::Rpc && m.action == RpcAction::Provide as i32 && m.is_ack
-        })
+        request_all(
+            ctx,
+            &mut provider_clients,
+            provide,
+            "RPC PROVIDE ack",
+            |m| m.topic == Topic::Rpc && m.action == RpcAction::Provide as i32 && m.is_ack,
+        )
         .await?;
-        let requester_clients = open_clients(ctx, requesters, &format!("rr{}", ctx.run_id), 50).await?;
+        let requester_clients =
+            open_clients(ctx, requesters, &format!("rr{}", ctx.run_id), 50).await?;
         Ok::<_, Fail>((provider_clients, requester_clients))
     };
     let (provider_clients, requester_clients) = match setup.await {
@@ -89,7 +95,10 @@ pub async fn run(ctx: &Ctx, params: &Params) -> Outcome {
     for task in provider_tasks {
         let _ = task.await;
     }
-    let mut outcome = outcome.measured(ops, measured).latency(&histogram).errors(&errors);
+    let mut outcome = outcome
+        .measured(ops, measured)
+        .latency(&histogram)
+        .errors(&errors);
     if params.exact {
         outcome.expected_ops = Some(params.per_worker * requesters as u64);
     }
@@ -169,7 +178,10 @@ impl Requester {
                 self.errors.record(fail.reason());
                 break;
             }
-            match self.await_response(&mut ws, &correlation_id, started + self.op_timeout).await {
+            match self
+                .await_response(&mut ws, &correlation_id, started + self.op_timeout)
+                .await
+            {
                 Ok(true) => {
                     histogram.record(started.elapsed().as_micros() as u64);
                     done += 1;
@@ -183,7 +195,12 @@ impl Requester {
 
     /// `Ok(true)`: RESPONSE; `Ok(false)`: an error reply (counted, next request); `Err`: no
     /// usable reply (counted; this requester stops).
-    async fn await_response(&self, ws: &mut Ws, correlation_id: &str, deadline: Instant) -> Result<bool, ()> {
+    async fn await_response(
+        &self,
+        ws: &mut Ws,
+        correlation_id: &str,
+        deadline: Instant,
+    ) -> Result<bool, ()> {
         loop {
             let frame = match client::recv_until(ws, deadline).await {
                 Ok(frame) => frame,
@@ -204,7 +221,8 @@ impl Requester {
                 return Ok(true);
             }
             if client::is_unknown_topic(&msg) {
-                self.errors.record("RPC REQUEST: server answers PARSER UNKNOWN_TOPIC");
+                self.errors
+                    .record("RPC REQUEST: server answers PARSER UNKNOWN_TOPIC");
                 return Err(());
             }
             if client::is_failure(&msg) {
