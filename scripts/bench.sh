@@ -210,6 +210,7 @@ mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"
 log "results in $OUT"
 started=$SECONDS
+load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 for name in ${SERVERS//,/ }; do
   : > "$OUT/$name.jsonl"
@@ -226,7 +227,8 @@ done
 
 log "done in $((SECONDS - started)) s"
 echo
-echo "deepstream side-by-side benchmark ($(nproc) cores, ${DURATION} s per phase; ratio = ours / reference)"
+echo "deepstream side-by-side benchmark: $(nproc) cores, ${DURATION} s per phase, ratio = ours / reference"
+echo "load average before: $load_before, after: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews the figures)"
 echo
 touch "$OUT/ours.jsonl" "$OUT/reference.jsonl"
 "$BENCH_BIN" report --ours "$OUT/ours.jsonl" --theirs "$OUT/reference.jsonl"

@@ -49,6 +49,10 @@ pub struct Outcome {
     /// Idle scenarios: (RSS after − RSS before) / connections.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes_per_connection: Option<f64>,
+    /// 1-minute load average of the machine when the scenario ended (other work on the machine
+    /// skews every figure).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loadavg_1m: Option<f64>,
     /// The scenario's parameters (clients, subscribers, rate …).
     #[serde(default)]
     pub params: serde_json::Value,
@@ -104,6 +108,9 @@ impl Outcome {
     /// of 0 ops/s would be a fake one.
     pub fn finish(mut self, probe: Option<&ServerProbe>) -> Outcome {
         self.server_peak_rss_kb = probe.and_then(|p| p.peak_rss_kb());
+        self.loadavg_1m = std::fs::read_to_string("/proc/loadavg")
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse().ok());
         if self.supported && self.ops == 0 {
             self.supported = false;
             self.reason = Some(

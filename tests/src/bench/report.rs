@@ -139,10 +139,12 @@ fn errors(o: Option<&Outcome>) -> String {
     supported(o).map_or("-".into(), |o| o.errors.to_string())
 }
 
+/// Row key (sort order) → (ours, theirs).
+type Rows<'a> = BTreeMap<(usize, u64, String), (Option<&'a Outcome>, Option<&'a Outcome>)>;
+
 /// The table as Markdown, one row per scenario found in either run.
 pub fn table(ours: &[Outcome], theirs: &[Outcome], ours_label: &str, theirs_label: &str) -> String {
-    let mut rows: BTreeMap<(usize, u64, String), (Option<&Outcome>, Option<&Outcome>)> =
-        BTreeMap::new();
+    let mut rows = Rows::new();
     for o in ours {
         rows.entry(rank(&o.scenario)).or_default().0 = Some(o);
     }

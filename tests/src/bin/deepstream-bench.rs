@@ -92,7 +92,7 @@ struct RunArgs {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "connect,idle-200,events,events-latency"
+        default_value = "connect,idle-200,events,events-latency,rpc,presence"
     )]
     require: Vec<String>,
     /// Server process to measure (CPU time per op, peak RSS, RSS per idle connection).

@@ -290,10 +290,10 @@ impl Workers {
         }
         for (child, lines) in &mut self.children {
             let deadline = Instant::now() + Duration::from_secs(30);
-            if let Ok(Ok(Some(line))) = tokio::time::timeout_at(deadline, lines.next_line()).await {
-                if let Ok(closed) = serde_json::from_str::<Closed>(&line) {
-                    dropped += closed.dropped;
-                }
+            if let Ok(Ok(Some(line))) = tokio::time::timeout_at(deadline, lines.next_line()).await
+                && let Ok(closed) = serde_json::from_str::<Closed>(&line)
+            {
+                dropped += closed.dropped;
             }
             if tokio::time::timeout_at(deadline, child.wait())
                 .await
