@@ -382,6 +382,10 @@ pub async fn run(ctx: &Ctx, params: &Params, count: u64) -> Outcome {
     errors.record_n(dropped, "idle connections closed by the server");
 
     let mut outcome = outcome.measured(connected, measured).errors(&errors);
+    if processes > 1 {
+        // The worker processes did the work; this process's CPU time says nothing.
+        outcome.loadgen_cpu_us_per_op = None;
+    }
     outcome.server_rss_before_kb = rss_before;
     outcome.server_rss_after_kb = rss_after;
     if let (Some(before), Some(after)) = (rss_before, rss_after)
