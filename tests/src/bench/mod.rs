@@ -108,21 +108,25 @@ fn base36(mut n: u64) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
-/// Keeps the first error message seen by any task, and counts all of them.
+/// Counts errors by message (the first `MAX_KINDS` distinct messages; later new ones are
+/// counted under "other errors"), and keeps the first one seen by any task.
 #[derive(Default)]
 pub struct Errors {
-    count: std::sync::atomic::AtomicU64,
-    first: std::sync::Mutex<Option<String>>,
+    inner: std::sync::Mutex<ErrorCounts>,
 }
+
+#[derive(Default)]
+struct ErrorCounts {
+    total: u64,
+    first: Option<String>,
+    kinds: Vec<(String, u64)>,
+}
+
+const MAX_KINDS: usize = 20;
 
 impl Errors {
     pub fn record(&self, message: impl Into<String>) {
-        self.count
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let mut first = self.first.lock().unwrap_or_else(|e| e.into_inner());
-        if first.is_none() {
-            *first = Some(message.into());
-        }
+        self.record_n(1, message);
     }
 
     /// Counts `n` errors sharing one description.
@@ -130,16 +134,45 @@ impl Errors {
         if n == 0 {
             return;
         }
-        self.record(message);
-        self.count
-            .fetch_add(n - 1, std::sync::atomic::Ordering::Relaxed);
+        let message = message.into();
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.total += n;
+        if inner.first.is_none() {
+            inner.first = Some(message.clone());
+        }
+        let key = if inner.kinds.len() < MAX_KINDS || inner.kinds.iter().any(|(k, _)| *k == message)
+        {
+            message
+        } else {
+            "other errors".to_owned()
+        };
+        match inner.kinds.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, count)) => *count += n,
+            None => inner.kinds.push((key, n)),
+        }
     }
 
     pub fn count(&self) -> u64 {
-        self.count.load(std::sync::atomic::Ordering::Relaxed)
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).total
     }
 
     pub fn first(&self) -> Option<String> {
-        self.first.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .first
+            .clone()
+    }
+
+    /// Error messages and their counts, most frequent first.
+    pub fn kinds(&self) -> Vec<(String, u64)> {
+        let mut kinds = self
+            .inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .kinds
+            .clone();
+        kinds.sort_by(|a, b| b.1.cmp(&a.1));
+        kinds
     }
 }

@@ -28,6 +28,9 @@ pub struct Outcome {
     pub errors: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_error: Option<String>,
+    /// Error messages and how often each occurred.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub error_kinds: serde_json::Map<String, serde_json::Value>,
     /// In smoke mode: how many operations had to complete.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expected_ops: Option<u64>,
@@ -96,6 +99,11 @@ impl Outcome {
     pub fn errors(mut self, errors: &Errors) -> Outcome {
         self.errors = errors.count();
         self.first_error = errors.first();
+        self.error_kinds = errors
+            .kinds()
+            .into_iter()
+            .map(|(k, n)| (k, n.into()))
+            .collect();
         self
     }
 
