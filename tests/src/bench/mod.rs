@@ -172,7 +172,7 @@ impl Errors {
             .unwrap_or_else(|e| e.into_inner())
             .kinds
             .clone();
-        kinds.sort_by(|a, b| b.1.cmp(&a.1));
+        kinds.sort_by_key(|(_, count)| std::cmp::Reverse(*count));
         kinds
     }
 }
