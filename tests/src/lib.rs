@@ -1,5 +1,8 @@
 //! Helpers shared by the black-box tests: build the workspace once, start the real
-//! `deepstream` binary on a config, and talk raw protocol to it.
+//! `deepstream` binary on a config, and talk raw protocol to it. Also the side-by-side
+//! benchmark ([`bench`]), whose load generator is the `deepstream-bench` binary.
+
+pub mod bench;
 
 use std::{
     io::Read,

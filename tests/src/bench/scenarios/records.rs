@@ -1,0 +1,316 @@
+//! Record scenarios (spec §5.3, §5.5, §5.6).
+//!
+//! * `record-writes`: `writers` clients, one record each (created by SUBSCRIBECREATEANDREAD,
+//!   which also yields its version). Each writer sends `UPDATE {version+1, isWriteAck: true,
+//!   correlationId}` and waits for WRITE_ACKNOWLEDGEMENT before the next one. Figures: acks/s,
+//!   p50/p99 of the round trip.
+//! * `record-fanout`: one writer updates one record as fast as `subscribers` subscribers receive
+//!   the broadcasts (at most `window` updates ahead). Figure: deliveries/s.
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicU64, Ordering},
+};
+
+use bytes::Bytes;
+use deepstream::protocol::{self, Message, RecordAction, Topic};
+use futures_util::{StreamExt, stream};
+use serde_json::json;
+use tokio::{sync::watch, time::Instant};
+
+use super::{Params, count_frames, drain, not_available, open_clients, publish_max_rate};
+use crate::bench::{
+    Ctx, Errors, Outcome,
+    client::{self, Fail, Ws},
+    probe::{Measured, Window},
+    stats::Histogram,
+};
+
+const WRITE_ACK: (i32, i32) = (
+    Topic::Record as i32,
+    RecordAction::WriteAcknowledgement as i32,
+);
+const UPDATE: (i32, i32) = (Topic::Record as i32, RecordAction::Update as i32);
+
+/// SUBSCRIBECREATEANDREAD `name` (creating it if needed) and returns its version from the
+/// READ_RESPONSE.
+async fn subscribe_create_read(ctx: &Ctx, ws: &mut Ws, name: &str) -> Result<i32, Fail> {
+    let request = Message::new(Topic::Record, RecordAction::SubscribeCreateAndRead)
+        .with_names([name])
+        .with_correlation_id("0");
+    client::send(ws, protocol::encode(&request)).await?;
+    let response = client::expect(ws, "RECORD READ_RESPONSE", ctx.setup_timeout, |m| {
+        m.topic == Topic::Record
+            && m.action == RecordAction::ReadResponse as i32
+            && m.name.as_deref() == Some(name)
+    })
+    .await?;
+    response
+        .version
+        .ok_or_else(|| Fail::Error("RECORD READ_RESPONSE without a version".into()))
+}
+
+pub async fn writes(ctx: &Ctx, params: &Params) -> Outcome {
+    let writers = params.writers.max(1);
+    let outcome = ctx.outcome("record-writes", "acks").params(json!({
+        "writers": writers,
+        "payload": params.payload,
+    }));
+    let setup = async {
+        let mut clients = open_clients(ctx, writers, &format!("rw{}", ctx.run_id), 50).await?;
+        let versions = stream::iter(clients.iter_mut().enumerate())
+            .map(|(i, ws)| async move {
+                let name = format!("bench/{}/w{i}", ctx.run_id);
+                let version = subscribe_create_read(ctx, ws, &name).await?;
+                Ok::<_, Fail>((name, version))
+            })
+            .buffered(50)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<Result<Vec<_>, Fail>>()?;
+        Ok::<_, Fail>(clients.into_iter().zip(versions).collect::<Vec<_>>())
+    };
+    let writers = match setup.await {
+        Ok(writers) => writers,
+        Err(fail) => return not_available(outcome, &fail, ctx),
+    };
+
+    let errors = Arc::new(Errors::default());
+    let pad = Arc::<str>::from(client::padding(params.payload));
+    let window = Window::start(ctx.probe.as_ref());
+    let deadline = window.started() + ctx.duration;
+    let tasks: Vec<_> = writers
+        .into_iter()
+        .map(|(ws, (name, version))| {
+            let job = Writer {
+                name,
+                version,
+                pad: pad.clone(),
+                deadline,
+                limit: params.per_worker,
+                op_timeout: ctx.op_timeout,
+                errors: errors.clone(),
+            };
+            tokio::spawn(job.run(ws))
+        })
+        .collect();
+    let mut ops = 0;
+    let mut histogram = Histogram::default();
+    for task in tasks {
+        match task.await {
+            Ok((n, h)) => {
+                ops += n;
+                histogram.merge(&h);
+            }
+            Err(e) => errors.record(format!("writer task panicked: {e}")),
+        }
+    }
+    let measured = window.finish(ctx.probe.as_ref());
+    let mut outcome = outcome
+        .measured(ops, measured)
+        .latency(&histogram)
+        .errors(&errors);
+    if params.exact {
+        outcome.expected_ops = Some(params.per_worker * params.writers.max(1) as u64);
+    }
+    outcome.finish(ctx.probe.as_ref())
+}
+
+struct Writer {
+    name: String,
+    version: i32,
+    pad: Arc<str>,
+    deadline: Instant,
+    limit: u64,
+    op_timeout: std::time::Duration,
+    errors: Arc<Errors>,
+}
+
+impl Writer {
+    /// Closed loop of acknowledged writes. Returns (acks, latency histogram).
+    async fn run(mut self, mut ws: Ws) -> (u64, Histogram) {
+        let mut histogram = Histogram::default();
+        let mut acks = 0;
+        for n in 1..=self.limit {
+            if Instant::now() >= self.deadline {
+                break;
+            }
+            self.version += 1;
+            let correlation_id = n.to_string();
+            let update = Message {
+                version: Some(self.version),
+                is_write_ack: Some(true),
+                ..Message::new(Topic::Record, RecordAction::Update)
+                    .with_name(self.name.as_str())
+                    .with_data(format!("{{\"n\":{n},\"m\":\"{}\"}}", self.pad))
+                    .with_correlation_id(correlation_id.as_str())
+            };
+            let started = Instant::now();
+            if let Err(fail) = client::send(&mut ws, protocol::encode(&update)).await {
+                self.errors.record(fail.reason());
+                break;
+            }
+            match self
+                .await_ack(&mut ws, &correlation_id, started + self.op_timeout)
+                .await
+            {
+                Ok(true) => {
+                    histogram.record(started.elapsed().as_micros() as u64);
+                    acks += 1;
+                }
+                Ok(false) => {}
+                Err(()) => break,
+            }
+        }
+        (acks, histogram)
+    }
+
+    /// `Ok(true)`: acknowledged; `Ok(false)`: an error reply (counted; the loop goes on);
+    /// `Err`: no usable reply (counted; this writer stops).
+    async fn await_ack(
+        &mut self,
+        ws: &mut Ws,
+        correlation_id: &str,
+        deadline: Instant,
+    ) -> Result<bool, ()> {
+        loop {
+            let frame = match client::recv_until(ws, deadline).await {
+                Ok(frame) => frame,
+                Err(e) => {
+                    self.errors
+                        .record(format!("waiting for RECORD WRITE_ACKNOWLEDGEMENT: {e}"));
+                    return Err(());
+                }
+            };
+            let is_ack = client::kind(&frame) == Some(WRITE_ACK);
+            let Ok(msg) = protocol::decode(frame) else {
+                self.errors.record("undecodable frame");
+                return Err(());
+            };
+            if is_ack {
+                if msg.correlation_id.as_deref() == Some(correlation_id) {
+                    return Ok(true);
+                }
+                continue;
+            }
+            if client::is_unknown_topic(&msg) {
+                self.errors
+                    .record("RECORD UPDATE: server answers PARSER UNKNOWN_TOPIC");
+                return Err(());
+            }
+            if msg.action == RecordAction::VersionExists as i32 {
+                // Resynchronise; the next write uses the server's version + 1.
+                self.version = msg.version.unwrap_or(self.version);
+                self.errors.record(client::describe(&msg));
+                return Ok(false);
+            }
+            if client::is_failure(&msg) {
+                self.errors.record(client::describe(&msg));
+                return Ok(false);
+            }
+        }
+    }
+}
+
+pub async fn fanout(ctx: &Ctx, params: &Params) -> Outcome {
+    let subs = params.subscribers.max(1);
+    let outcome = ctx.outcome("record-fanout", "deliveries").params(json!({
+        "subscribers": subs,
+        "window": params.window,
+        "payload": params.payload,
+    }));
+    let name = format!("bench/{}/fanout", ctx.run_id);
+    let setup = async {
+        let mut writer = open_clients(ctx, 1, &format!("rfw{}", ctx.run_id), 1)
+            .await?
+            .remove(0);
+        let version = subscribe_create_read(ctx, &mut writer, &name).await?;
+        let mut subscribers = open_clients(ctx, subs, &format!("rfs{}", ctx.run_id), 50).await?;
+        stream::iter(subscribers.iter_mut())
+            .map(|ws| subscribe_create_read(ctx, ws, &name))
+            .buffer_unordered(50)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<Result<Vec<_>, Fail>>()?;
+        Ok::<_, Fail>((writer, version, subscribers))
+    };
+    let (writer, version, subscribers) = match setup.await {
+        Ok(clients) => clients,
+        Err(fail) => return not_available(outcome, &fail, ctx),
+    };
+
+    let delivered = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(Errors::default());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks: Vec<_> = subscribers
+        .into_iter()
+        .map(|ws| {
+            let (delivered, errors, stop) = (delivered.clone(), errors.clone(), stop_rx.clone());
+            tokio::spawn(
+                async move { count_frames(ws, Some(UPDATE), &delivered, &errors, stop).await },
+            )
+        })
+        .collect();
+    // The writer gets no broadcast of its own writes: anything it receives is an error reply.
+    let (mut sink, replies) = writer.split();
+    {
+        let (errors, stop) = (errors.clone(), stop_rx.clone());
+        tasks.push(tokio::spawn(async move {
+            count_frames(replies, None, &AtomicU64::new(0), &errors, stop).await
+        }));
+    }
+
+    let data = Bytes::from(format!("{{\"m\":\"{}\"}}", client::padding(params.payload)));
+    let subs = subs as u64;
+    let window = Window::start(ctx.probe.as_ref());
+    let deadline = window.started() + ctx.duration;
+    let sent = publish_max_rate(
+        &mut sink,
+        subs,
+        &delivered,
+        params.window,
+        params.max_messages,
+        deadline,
+        |i| {
+            let update = Message {
+                version: Some(version + 1 + i as i32),
+                ..Message::new(Topic::Record, RecordAction::Update).with_name(name.as_str())
+            };
+            protocol::encode(&Message {
+                data: Some(data.clone()),
+                ..update
+            })
+        },
+    )
+    .await;
+    let outcome = match sent {
+        Err(fail) => not_available(outcome, &fail, ctx),
+        Ok(sent) => {
+            let expected = sent * subs;
+            let last = drain(&delivered, expected, window.started(), ctx.drain_timeout).await;
+            let measured = window.finish(ctx.probe.as_ref());
+            let measured = Measured {
+                seconds: (last - window.started()).as_secs_f64(),
+                ..measured
+            };
+            let got = delivered.load(Ordering::SeqCst);
+            errors.record_n(
+                expected.saturating_sub(got),
+                "deliveries missing after the drain timeout",
+            );
+            let mut outcome = outcome.measured(got, measured).errors(&errors);
+            outcome.params["updates"] = json!(sent);
+            if params.exact {
+                outcome.expected_ops = Some(params.max_messages * subs);
+            }
+            outcome.finish(ctx.probe.as_ref())
+        }
+    };
+    let _ = stop_tx.send(true);
+    for task in tasks {
+        let _ = task.await;
+    }
+    outcome
+}
