@@ -19,6 +19,8 @@ const REQUIRED: &[&str] = &[
     "idle-200",
     "events",
     "events-latency",
+    "record-writes",
+    "record-fanout",
     "rpc",
     "presence",
 ];
