@@ -5,13 +5,19 @@ use deepstream::protocol::{EventAction, Message, Topic};
 use deepstream_tests::{RawClient, ServerProcess, free_port, library};
 use serde_json::{Value, json};
 
-/// A server with the ws-binary and http endpoints; `extra` is appended to the config.
+/// A server with the ws-binary and http endpoints; `extra` is appended to the config
+/// (permissions are open unless `extra` sets them).
 fn server(extra: &str) -> ServerProcess {
     let port = free_port();
+    let permission = if extra.contains("permission:") {
+        ""
+    } else {
+        "permission:\n  type: none\n"
+    };
     let yaml = format!(
         "httpServer:\n  options:\n    host: 127.0.0.1\n    port: {port}\n    maxMessageSize: 4096\n\
          connectionEndpoints:\n  - type: ws-binary\n  - type: http\n    options:\n      requestTimeout: 2000\n\
-         logLevel: WARN\npermission:\n  type: none\n{extra}"
+         logLevel: WARN\n{permission}{extra}"
     );
     ServerProcess::start(&yaml, port)
 }
@@ -413,5 +419,174 @@ async fn presence_queries_over_http_see_websocket_users() {
     assert_eq!(
         answer["body"][1],
         json!({"success": true, "users": {"alice": true, "zed": false}})
+    );
+}
+
+#[tokio::test]
+async fn record_requests_over_http() {
+    let server = server("");
+    let body = |requests: Value| json!({ "body": requests });
+
+    let written = api(&server, &body(json!([
+        {"topic": "record", "action": "write", "recordName": "car/1", "data": {"brand": "vw", "seats": 4}},
+        {"topic": "record", "action": "write", "recordName": "car/1", "path": "seats", "data": 5},
+        {"topic": "record", "action": "read", "recordName": "car/1"},
+        {"topic": "record", "action": "head", "recordName": "car/1"},
+        {"topic": "record", "action": "head", "recordName": "car/none"},
+        {"topic": "record", "action": "read", "recordName": "car/none"},
+    ])))
+    .await;
+    assert_eq!(written["result"], "PARTIAL_SUCCESS", "{written}");
+    assert_eq!(written["body"][0], json!({"success": true}));
+    assert_eq!(written["body"][1], json!({"success": true}));
+    assert_eq!(
+        written["body"][2],
+        json!({"success": true, "version": 2, "data": {"brand": "vw", "seats": 5}})
+    );
+    assert_eq!(written["body"][3], json!({"success": true, "version": 2}));
+    assert_eq!(written["body"][4], json!({"success": true, "version": -1}));
+    assert_eq!(
+        written["body"][5],
+        json!({"success": false, "errorTopic": "record", "errorEvent": 107, "error": "Record read failed. Record \"car/none\" could not be found."})
+    );
+
+    let conflict = api(&server, &body(json!([
+        {"topic": "record", "action": "write", "recordName": "car/1", "data": {"brand": "bmw"}, "version": 2},
+    ])))
+    .await;
+    assert_eq!(
+        conflict["body"][0],
+        json!({
+            "success": false, "errorTopic": "record", "errorEvent": 102,
+            "error": "Record update failed. Version 2 exists for record \"car/1\".",
+            "currentVersion": 2, "currentData": {"brand": "vw", "seats": 5},
+        })
+    );
+
+    let lists = api(
+        &server,
+        &body(json!([
+            {"topic": "list", "action": "write", "listName": "cars", "data": ["car/1", "car/2"]},
+            {"topic": "list", "action": "read", "listName": "cars"},
+            {"topic": "record", "action": "notify", "recordNames": ["car/1"]},
+            {"topic": "record", "action": "delete", "recordName": "car/1"},
+            {"topic": "record", "action": "head", "recordName": "car/1"},
+            {"topic": "list", "action": "delete", "listName": "cars"},
+        ])),
+    )
+    .await;
+    assert_eq!(lists["result"], "SUCCESS", "{lists}");
+    assert_eq!(
+        lists["body"][1],
+        json!({"success": true, "version": 1, "data": ["car/1", "car/2"]})
+    );
+    assert_eq!(lists["body"][4], json!({"success": true, "version": -1}));
+}
+
+#[tokio::test]
+async fn a_record_written_over_http_reaches_websocket_subscribers() {
+    use deepstream::protocol::RecordAction;
+    let server = server("");
+    let mut subscriber = RawClient::logged_in(server.port, &json!({})).await;
+    subscriber
+        .send(
+            &Message::new(Topic::Record, RecordAction::SubscribeCreateAndRead)
+                .with_names(["shared/doc"])
+                .with_correlation_id("1"),
+        )
+        .await;
+    // The ack, then the record as it is (created empty).
+    let mut seen = Vec::new();
+    while seen
+        .iter()
+        .all(|m: &Message| m.action != RecordAction::ReadResponse as i32)
+    {
+        seen.push(subscriber.recv().await.unwrap());
+    }
+    let answer = api(
+        &server,
+        &json!({"body": [{"topic": "record", "action": "write", "recordName": "shared/doc", "data": {"title": "hi"}}]}),
+    )
+    .await;
+    assert_eq!(answer["result"], "SUCCESS", "{answer}");
+    let update = subscriber.recv().await.unwrap();
+    assert_eq!(update.action, RecordAction::Update as i32, "{update:?}");
+    assert_eq!(update.version, Some(1));
+    assert_eq!(update.parse_data().unwrap(), Some(json!({"title": "hi"})));
+}
+
+#[tokio::test]
+async fn permission_denials_over_http_use_the_spec_results() {
+    let rules = "record:\n  \"*\":\n    create: true\n    write: true\n    read: true\n    delete: true\n    listen: true\n    notify: true\n  \"secret/*\":\n    read: false\n\
+                 event:\n  \"*\":\n    publish: true\n    subscribe: true\n    listen: true\n  \"private/*\":\n    publish: false\n\
+                 rpc:\n  \"*\":\n    provide: true\n    request: true\npresence:\n  \"*\":\n    allow: true\n";
+    let indented: String = rules
+        .lines()
+        .map(|line| format!("      {line}\n"))
+        .collect();
+    let server = server(&format!(
+        "permission:\n  type: config\n  options:\n    permissions:\n{indented}"
+    ));
+    let answer = api(
+        &server,
+        &json!({"body": [
+            {"topic": "event", "action": "emit", "eventName": "private/x"},
+            {"topic": "record", "action": "read", "recordName": "secret/x"},
+            {"topic": "event", "action": "emit", "eventName": "public/x"},
+        ]}),
+    )
+    .await;
+    assert_eq!(answer["result"], "PARTIAL_SUCCESS");
+    assert_eq!(
+        answer["body"][0],
+        json!({"success": false, "error": "Message denied. Action 'emit' is not permitted.", "errorEvent": "MESSAGE_DENIED", "errorAction": "emit", "errorTopic": "event"})
+    );
+    assert_eq!(
+        answer["body"][1],
+        json!({"success": false, "errorTopic": "record", "errorEvent": 115, "action": 3, "error": "Message denied. Action \"READ\" is not permitted."})
+    );
+    assert_eq!(answer["body"][2], json!({"success": true}));
+}
+
+/// The reference answers a batch whose event emit is permission-checked asynchronously (a
+/// Valve cross-reference) only at the request timeout (server.md §5.4 quirk); here it completes
+/// when its last result arrives, so the emit reports its own result, not a timeout.
+#[tokio::test]
+async fn an_emit_checked_against_a_cross_referenced_record_completes_without_the_timeout_quirk() {
+    let rules = "record:\n  \"*\":\n    create: true\n    write: true\n    read: true\n    delete: true\n    listen: true\n    notify: true\n\
+                 event:\n  \"*\":\n    publish: \"_('flags/open').value === true\"\n    subscribe: true\n    listen: true\n\
+                 rpc:\n  \"*\":\n    provide: true\n    request: true\npresence:\n  \"*\":\n    allow: true\n";
+    let indented: String = rules
+        .lines()
+        .map(|line| format!("      {line}\n"))
+        .collect();
+    let server = server(&format!(
+        "permission:\n  type: config\n  options:\n    permissions:\n{indented}"
+    ));
+    let closed = api(
+        &server,
+        &json!({"body": [{"topic": "event", "action": "emit", "eventName": "e"}]}),
+    )
+    .await;
+    assert_eq!(
+        closed["body"][0]["errorEvent"], "MESSAGE_DENIED",
+        "{closed}"
+    );
+    let opened = api(
+        &server,
+        &json!({"body": [
+            {"topic": "record", "action": "write", "recordName": "flags/open", "data": {"value": true}},
+        ]}),
+    )
+    .await;
+    assert_eq!(opened["result"], "SUCCESS");
+    let allowed = api(
+        &server,
+        &json!({"body": [{"topic": "event", "action": "emit", "eventName": "e"}]}),
+    )
+    .await;
+    assert_eq!(
+        allowed,
+        json!({"result": "SUCCESS", "body": [{"success": true}]})
     );
 }
