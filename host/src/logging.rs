@@ -9,7 +9,7 @@ use std::{cell::Cell, fmt::Write as _, sync::Arc};
 
 use parking_lot::RwLock;
 use tracing::{
-    Event, Level, Metadata, Subscriber,
+    Event, Metadata, Subscriber,
     field::{Field, Visit},
 };
 use tracing_subscriber::{
@@ -56,15 +56,6 @@ pub fn slot_level(level: config::LogLevel) -> Option<LogLevel> {
         config::LogLevel::Error => Some(LogLevel::Error),
         config::LogLevel::Fatal => Some(LogLevel::Fatal),
         config::LogLevel::Off => None,
-    }
-}
-
-fn level_of(level: &Level) -> LogLevel {
-    match *level {
-        Level::ERROR => LogLevel::Error,
-        Level::WARN => LogLevel::Warn,
-        Level::INFO => LogLevel::Info,
-        _ => LogLevel::Debug,
     }
 }
 
@@ -120,7 +111,7 @@ impl<S: Subscriber> Layer<S> for Route {
             return false;
         }
         match &*LOGGER.read() {
-            Some((logger, off)) => !off && logger.should_log(level_of(metadata.level())),
+            Some((logger, off)) => !off && logger.should_log(LogLevel::from(metadata.level())),
             None => false,
         }
     }
@@ -131,7 +122,7 @@ impl<S: Subscriber> Layer<S> for Route {
         };
         let mut fields = Fields::default();
         event.record(&mut fields);
-        let level = level_of(event.metadata().level());
+        let level = LogLevel::from(event.metadata().level());
         if fields.event.is_empty() {
             fields.event = match level {
                 LogLevel::Debug => "DEBUG",

@@ -28,6 +28,18 @@ pub enum LogLevel {
     Fatal = 4,
 }
 
+impl From<&tracing::Level> for LogLevel {
+    /// `tracing` has no FATAL; TRACE folds into DEBUG.
+    fn from(level: &tracing::Level) -> Self {
+        match *level {
+            tracing::Level::ERROR => LogLevel::Error,
+            tracing::Level::WARN => LogLevel::Warn,
+            tracing::Level::INFO => LogLevel::Info,
+            _ => LogLevel::Debug,
+        }
+    }
+}
+
 /// A sync-first answer: hot-path checks (permission, authentication) usually know the answer
 /// at once, so the common case costs no allocation; only real I/O returns a future.
 #[repr(u8)]

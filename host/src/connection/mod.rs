@@ -33,7 +33,7 @@ pub enum Outbound {
 }
 
 /// Who a connection logged in as (server.md §2.4.1).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct User {
     /// The user id (`"OPEN"` when authentication gave none).
     pub id: String,
@@ -41,6 +41,20 @@ pub struct User {
     pub client_data: Option<serde_json::Value>,
     /// Visible to permission rules as `user.data`.
     pub server_data: Option<serde_json::Value>,
+}
+
+impl From<crate::services::AuthVerdict> for User {
+    /// The user a successful login makes: an empty or missing id becomes `"OPEN"`.
+    fn from(verdict: crate::services::AuthVerdict) -> Self {
+        User {
+            id: verdict
+                .id
+                .filter(|id| !id.is_empty())
+                .unwrap_or_else(|| "OPEN".into()),
+            client_data: verdict.client_data,
+            server_data: verdict.server_data,
+        }
+    }
 }
 
 /// One client connection.

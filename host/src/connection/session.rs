@@ -153,14 +153,7 @@ impl Session {
                 if let Some(client_data) = &verdict.client_data {
                     reply = reply.with_json(client_data);
                 }
-                self.connection.set_user(User {
-                    id: verdict
-                        .id
-                        .filter(|id| !id.is_empty())
-                        .unwrap_or_else(|| "OPEN".into()),
-                    client_data: verdict.client_data,
-                    server_data: verdict.server_data,
-                });
+                self.connection.set_user(User::from(verdict));
                 self.connection.send(&reply);
                 self.state = State::Authenticated;
                 self.handshake = None;

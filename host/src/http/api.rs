@@ -129,14 +129,7 @@ pub async fn batch(
         })
         .collect::<Result<Vec<Request>, Failure>>()?;
 
-    let user = Arc::new(UserTemplate {
-        id: verdict
-            .id
-            .filter(|id| !id.is_empty())
-            .unwrap_or_else(|| "OPEN".into()),
-        client_data: verdict.client_data,
-        server_data: verdict.server_data,
-    });
+    let user = Arc::new(User::from(verdict));
     let runs = requests
         .into_iter()
         .map(|request| run(server.clone(), user.clone(), request));
@@ -160,25 +153,11 @@ pub async fn batch(
     Ok(json!({ "result": overall, "body": results }))
 }
 
-/// Who the request's elements run as.
-struct UserTemplate {
-    /// The authenticated user id.
-    id: String,
-    /// The auth result's client data.
-    client_data: Option<Value>,
-    /// The auth result's server data.
-    server_data: Option<Value>,
-}
-
 /// Runs one element on its own virtual connection and waits for its final reply.
-async fn run(server: Arc<Server>, user: Arc<UserTemplate>, request: Request) -> Value {
+async fn run(server: Arc<Server>, user: Arc<User>, request: Request) -> Value {
     let id = server.next_connection_id();
     let (connection, mut replies) = Connection::new(id, "http");
-    connection.set_user(User {
-        id: user.id.clone(),
-        client_data: user.client_data.clone(),
-        server_data: user.server_data.clone(),
-    });
+    connection.set_user(User::clone(&user));
     let message = request.to_message(&format!("http-{id}"));
     server.process(&connection, message).await;
     if request.answered_at_once() {

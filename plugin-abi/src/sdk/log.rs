@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 
 use abi_stable::std_types::{RArc, RStr};
 use tracing::{
-    Event, Level, Metadata, Subscriber,
+    Event, Metadata, Subscriber,
     field::{Field, Visit},
     span,
 };
@@ -19,16 +19,6 @@ use crate::abi::{HostServices_TO, LogLevel};
 
 /// The host services of the library, set once in `init_library`.
 static HOST: OnceLock<HostServices_TO<'static, RArc<()>>> = OnceLock::new();
-
-/// Maps `tracing` levels onto deepstream's.
-fn level_of(level: &Level) -> LogLevel {
-    match *level {
-        Level::ERROR => LogLevel::Error,
-        Level::WARN => LogLevel::Warn,
-        Level::INFO => LogLevel::Info,
-        _ => LogLevel::Debug,
-    }
-}
 
 /// Installs the forwarding subscriber and the panic hook; later calls are no-ops.
 pub(crate) fn install(host: HostServices_TO<'static, RArc<()>>) {
@@ -82,7 +72,7 @@ impl Visit for Line {
 impl Subscriber for Forwarder {
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
         HOST.get()
-            .is_some_and(|host| host.log_enabled(level_of(metadata.level())))
+            .is_some_and(|host| host.log_enabled(LogLevel::from(metadata.level())))
     }
 
     fn new_span(&self, _span: &span::Attributes<'_>) -> span::Id {
@@ -98,7 +88,7 @@ impl Subscriber for Forwarder {
         let mut line = Line(String::new());
         event.record(&mut line);
         host_log(
-            level_of(event.metadata().level()),
+            LogLevel::from(event.metadata().level()),
             event.metadata().target(),
             &line.0,
         );
