@@ -5,6 +5,7 @@
 pub mod bench;
 
 use std::{
+    ffi::OsStr,
     io::Read,
     net::TcpListener,
     path::{Path, PathBuf},
@@ -128,9 +129,15 @@ impl ServerProcess {
     /// Starts the server on `dir/config.yml` (other files the config loads may sit beside it).
     pub fn start_in(dir: tempfile::TempDir, port: u16) -> ServerProcess {
         let path = dir.path().join("config.yml");
+        Self::start_with(dir, &[OsStr::new("-c"), path.as_os_str()], port)
+    }
+
+    /// Runs `deepstream start <args>` (the server must listen on `port`); `dir` lives as long as
+    /// the server.
+    pub fn start_with(dir: tempfile::TempDir, args: &[&OsStr], port: u16) -> ServerProcess {
         let mut child = Command::new(binary())
-            .args(["start", "-c"])
-            .arg(&path)
+            .arg("start")
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -191,10 +198,19 @@ impl ServerProcess {
     }
 
     /// Sends SIGTERM and waits for the exit; returns the status and everything printed.
-    pub fn stop(mut self) -> (ExitStatus, String) {
+    pub fn stop(self) -> (ExitStatus, String) {
+        let (status, output, _) = self.stop_keeping_dir();
+        (status, output)
+    }
+
+    /// Like [`ServerProcess::stop`], but hands back the server's directory (with whatever it
+    /// wrote there) for a restart.
+    pub fn stop_keeping_dir(mut self) -> (ExitStatus, String, tempfile::TempDir) {
         self.signal("TERM");
         let status = self.child.wait().expect("waiting for deepstream");
-        (status, self.output())
+        let output = self.output();
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
+        (status, output, dir)
     }
 
     /// Everything printed; complete once the process has exited.
