@@ -1,4 +1,5 @@
-//! Delayed callbacks for protocol timeouts (RPC ack/response, listen response).
+//! Delayed callbacks and background work for protocol timeouts (listen response, the RPC
+//! timeout sweeper).
 //!
 //! Timeouts are started from wherever a message is handled, including cluster callbacks that
 //! may run outside the runtime, so the runtime is captured when the handler is built.
@@ -23,7 +24,8 @@ impl Timers {
     }
 
     /// Runs `callback` once `delay` has passed. Callbacks check themselves whether what they
-    /// time out is still pending, so nothing is ever cancelled.
+    /// time out is still pending, so nothing is ever cancelled: each one is a task until
+    /// `delay` has passed, fine for rare timeouts, not for one per message (see `rpc::Calls`).
     pub fn after(&self, delay: Duration, callback: impl FnOnce() + Send + 'static) {
         match &self.runtime {
             Some(runtime) => {

@@ -5,18 +5,17 @@
 //! our own that the provider echoes, so concurrent calls with equal client correlation ids never
 //! collide and a reply from anyone but the asked provider is refused (§11.6 allows this: the
 //! provider only echoes the id). The requestor always sees its own correlation id.
+//!
+//! Accept and response timeouts are not tasks of their own: see [`Calls`].
 
 use std::{
-    collections::HashMap,
-    sync::{
-        Arc, Weak,
-        atomic::{AtomicU64, Ordering},
-    },
-    time::Duration,
+    collections::{BTreeMap, BTreeSet},
+    sync::{Arc, Weak},
 };
 
 use parking_lot::Mutex;
 use rand::seq::IndexedRandom;
+use tokio::time::Instant;
 
 use crate::{
     config::RpcConfig,
@@ -53,6 +52,8 @@ impl Endpoint {
 
 /// An RPC in flight, keyed by the id of its current leg.
 struct Call {
+    /// When the current leg was sent; its timeouts count from here (§6.2 step 4).
+    started: Instant,
     /// The request as providers receive it (requestor name/data included); its
     /// `correlation_id` is the requestor's.
     request: Message,
@@ -62,8 +63,6 @@ struct Call {
     provider: Endpoint,
     /// Providers asked so far, never asked again after a reject.
     tried: Vec<Endpoint>,
-    /// Whether the current provider sent ACCEPT (stops the accept timeout).
-    accepted: bool,
     /// Requests proxied for another server only try local providers (no second hop).
     may_forward: bool,
 }
@@ -83,23 +82,63 @@ impl Call {
     }
 }
 
+/// The calls in flight, which are also their own timeouts.
+///
+/// Both timeouts are the same for every call and leg ids are handed out in start order under
+/// this table's lock, so ascending leg ids are ascending deadlines: the first call is the next
+/// response timeout and the first unaccepted leg the next accept timeout. One sweeper task per
+/// handler sleeps until the earlier of the two. That is the cheapest per call there is: no
+/// task, timer entry or channel message per call (a task per timeout, even one aborted on
+/// completion, costs two spawns and two timer-wheel entries per call; a `DelayQueue` still needs
+/// a slab entry and a message to its task), and a finished call takes its timeouts with it
+/// the moment it leaves the table.
+#[derive(Default)]
+struct Calls {
+    /// Leg id → call in flight, oldest (next to time out) first.
+    by_leg: BTreeMap<u64, Call>,
+    /// Legs whose provider has not sent ACCEPT, oldest first; ACCEPT stops the accept timeout.
+    unaccepted: BTreeSet<u64>,
+    /// The id of the next leg.
+    next_leg: u64,
+    /// Whether a sweeper task runs; it ends when no call is left, the next call starts another.
+    sweeping: bool,
+}
+
+impl Calls {
+    /// Registers a new leg; true when a sweeper must be started for it.
+    fn start(&mut self, mut call: Call) -> (u64, bool) {
+        let leg = self.next_leg;
+        self.next_leg += 1;
+        // Taken under the lock with the id, so deadlines ascend with leg ids.
+        call.started = Instant::now();
+        self.by_leg.insert(leg, call);
+        self.unaccepted.insert(leg);
+        let start_sweeper = !self.sweeping;
+        self.sweeping = true;
+        (leg, start_sweeper)
+    }
+
+    fn remove(&mut self, leg: u64) -> Option<Call> {
+        self.unaccepted.remove(&leg);
+        self.by_leg.remove(&leg)
+    }
+}
+
 /// The RPC topic handler.
 pub struct RpcHandler {
-    /// Handed to timers, which must not keep the handler alive.
+    /// Handed to the sweeper, which must not keep the handler alive.
     me: Weak<RpcHandler>,
     /// RPC name → providing connections; cluster-wide, which servers provide it.
     providers: Arc<SubscriptionRegistry>,
-    /// Leg id → call in flight.
-    calls: Mutex<HashMap<String, Call>>,
-    /// Source of leg ids.
-    next_leg: AtomicU64,
+    /// Calls in flight and their timeouts.
+    calls: Mutex<Calls>,
     /// Timeouts and what providers learn about the requestor.
     config: RpcConfig,
     /// Requests to and replies from providers on other servers.
     cluster: Arc<dyn ClusterNode>,
     /// This server, never chosen as a remote provider.
     server_name: String,
-    /// Accept and response timeouts.
+    /// Runs the sweeper that times calls out.
     timers: Timers,
 }
 
@@ -115,7 +154,6 @@ impl RpcHandler {
             me: me.clone(),
             providers,
             calls: Mutex::default(),
-            next_leg: AtomicU64::new(1),
             config,
             cluster: cluster.clone(),
             server_name,
@@ -182,13 +220,13 @@ impl RpcHandler {
             }
         }
         let may_forward = matches!(requestor, Endpoint::Local(_));
-        // `provider` is set by `route` before anyone can answer.
+        // `started` and `provider` are set by `route` before anyone can answer.
         let call = Call {
+            started: Instant::now(),
             request,
             provider: requestor.clone(),
             requestor,
             tried: Vec::new(),
-            accepted: false,
             may_forward,
         };
         self.route(call);
@@ -205,24 +243,17 @@ impl RpcHandler {
             self.send(&call.requestor, &call.reply(RpcAction::NoRpcProvider));
             return;
         };
-        let leg = self.next_leg.fetch_add(1, Ordering::Relaxed).to_string();
         let mut request = call.request.clone();
-        request.correlation_id = Some(leg.clone());
-        self.send(&provider, &request);
         call.tried.push(provider.clone());
-        call.provider = provider;
-        call.accepted = false;
-        self.calls.lock().insert(leg.clone(), call);
-        self.expire(
-            leg.clone(),
-            self.config.ack_timeout,
-            RpcAction::AcceptTimeout,
-        );
-        self.expire(
-            leg,
-            self.config.response_timeout,
-            RpcAction::ResponseTimeout,
-        );
+        call.provider = provider.clone();
+        // Registered before it is sent: the provider may answer (on another thread) before
+        // `send` returns, and an answer to an unknown leg is refused.
+        let (leg, start_sweeper) = self.calls.lock().start(call);
+        if start_sweeper {
+            self.sweep();
+        }
+        request.correlation_id = Some(leg.to_string());
+        self.send(&provider, &request);
     }
 
     /// A random local provider, else (for our own clients) a random other server with one.
@@ -252,63 +283,99 @@ impl RpcHandler {
         remote.choose(&mut rand::rng()).cloned()
     }
 
-    /// Ends the leg with `action` after `delay` unless it finished (or, for the accept
-    /// timeout, was accepted). Timeouts of proxied calls stay silent: the requestor's server
-    /// runs its own.
-    fn expire(&self, leg: String, delay: Duration, action: RpcAction) {
+    /// Starts the sweeper: it times calls out until none is left, and stops with the handler.
+    fn sweep(&self) {
         let me = self.me.clone();
-        self.timers.after(delay, move || {
-            let Some(handler) = me.upgrade() else {
-                return;
-            };
-            let call = {
-                let mut calls = handler.calls.lock();
-                let pending = calls
-                    .get(&leg)
-                    .is_some_and(|call| action == RpcAction::ResponseTimeout || !call.accepted);
-                if pending { calls.remove(&leg) } else { None }
-            };
-            if let Some(call) = call
-                && let Endpoint::Local(_) = call.requestor
-            {
-                handler.send(&call.requestor, &call.reply(action));
+        self.timers.spawn(async move {
+            loop {
+                let Some(handler) = me.upgrade() else {
+                    return;
+                };
+                let Some(next) = handler.expire(Instant::now()) else {
+                    return;
+                };
+                drop(handler);
+                tokio::time::sleep_until(next).await;
             }
         });
     }
 
+    /// Ends the legs whose accept (no ACCEPT yet) or response timeout passed by `now`, earliest
+    /// deadline first, and returns the next deadline; `None` ends the sweeper (no call left).
+    /// Timeouts of proxied calls stay silent: the requestor's server runs its own.
+    fn expire(&self, now: Instant) -> Option<Instant> {
+        let mut expired = Vec::new();
+        let next = {
+            let mut calls = self.calls.lock();
+            loop {
+                let accept = calls.unaccepted.first().map(|leg| {
+                    let deadline = calls.by_leg[leg].started + self.config.ack_timeout;
+                    (deadline, *leg, RpcAction::AcceptTimeout)
+                });
+                let response = calls.by_leg.first_key_value().map(|(leg, call)| {
+                    let deadline = call.started + self.config.response_timeout;
+                    (deadline, *leg, RpcAction::ResponseTimeout)
+                });
+                match accept.into_iter().chain(response).min_by_key(|due| due.0) {
+                    Some((deadline, leg, action)) if deadline <= now => {
+                        let call = calls.remove(leg).expect("queued legs are in flight");
+                        expired.push((call, action));
+                    }
+                    Some((deadline, ..)) => break Some(deadline),
+                    None => {
+                        calls.sweeping = false;
+                        break None;
+                    }
+                }
+            }
+        };
+        for (call, action) in expired {
+            if let Endpoint::Local(_) = call.requestor {
+                self.send(&call.requestor, &call.reply(action));
+            }
+        }
+        next
+    }
+
     /// ACCEPT, RESPONSE, REQUEST_ERROR, REJECT, NO_RPC_PROVIDER from a provider (§6.3).
     fn provider_reply(&self, sender: Endpoint, action: RpcAction, message: Message) {
-        let leg = message.correlation_id.clone().unwrap_or_default();
+        let leg = message
+            .correlation_id
+            .as_deref()
+            .and_then(|id| id.parse::<u64>().ok());
         let mut calls = self.calls.lock();
-        let Some(call) = calls.get_mut(&leg).filter(|call| call.provider.is(&sender)) else {
+        let Some((leg, call)) = leg
+            .and_then(|leg| Some((leg, calls.by_leg.get(&leg)?)))
+            .filter(|(_, call)| call.provider.is(&sender))
+        else {
             drop(calls);
             self.invalid_correlation_id(&sender, message);
             return;
         };
         match action {
-            RpcAction::Accept if call.accepted => {
-                let mut again =
-                    Message::new(Topic::Rpc, RpcAction::MultipleAccept).with_correlation_id(leg);
+            RpcAction::Accept if !calls.unaccepted.contains(&leg) => {
+                let mut again = Message::new(Topic::Rpc, RpcAction::MultipleAccept);
                 again.name = message.name;
+                again.correlation_id = message.correlation_id;
                 drop(calls);
                 self.send(&sender, &again);
             }
             RpcAction::Accept => {
-                call.accepted = true;
                 let accepted = call.reply(RpcAction::Accept);
                 let requestor = call.requestor.clone();
+                calls.unaccepted.remove(&leg);
                 drop(calls);
                 self.send(&requestor, &accepted);
             }
             RpcAction::Response | RpcAction::RequestError => {
-                let call = calls.remove(&leg).expect("found above");
+                let call = calls.remove(leg).expect("found above");
                 drop(calls);
                 let mut reply = call.reply(action);
                 reply.data = message.data;
                 self.send(&call.requestor, &reply);
             }
             _ => {
-                let call = calls.remove(&leg).expect("found above");
+                let call = calls.remove(leg).expect("found above");
                 drop(calls);
                 self.route(call);
             }

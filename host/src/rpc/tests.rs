@@ -1,14 +1,21 @@
 //! RPC routing on one server: reroute after reject, per-leg ids, refused replies, timeouts,
-//! a provider leaving mid-call, and what providers learn about the requestor.
+//! a provider leaving mid-call, and what providers learn about the requestor; regressions of
+//! the timeout bookkeeping (a task per timeout, a call registered after its request was sent).
 
 use std::{sync::Arc, time::Duration};
+
+use parking_lot::Mutex;
 
 use super::{RPC_ACTIONS, RpcHandler};
 use crate::{
     config::RpcConfig,
-    protocol::{Message, RpcAction, StateRegistryTopic, Topic},
+    protocol::{self, Message, RpcAction, StateRegistryTopic, Topic},
     server::TopicHandler,
-    services::builtin::{SingleClusterNode, SingleStateRegistryFactory},
+    services::{
+        ClusterHandler, ClusterNode, Lifecycle, StateHandler, StateRegistry,
+        builtin::{NoMonitoring, SingleClusterNode, SingleStateRegistryFactory},
+    },
+    subscription_registry::SubscriptionRegistry,
     test_support::{Client, subscription_registry},
 };
 
@@ -235,5 +242,116 @@ async fn timeouts_end_calls_and_a_provider_leaving_mid_call_ends_by_timeout() {
     assert_eq!(
         actions(&requestor.messages()),
         vec![(Some(RpcAction::NoRpcProvider), Some("gone".into()))]
+    );
+}
+
+/// Frees the handler's timeouts: 1000 answered calls leave no task behind, and the sweeper
+/// ends once no call is left (it was two tasks per call, alive for the whole timeouts).
+#[tokio::test(start_paused = true)]
+async fn answered_calls_leave_no_timeout_task_behind() {
+    let handler = handler(config(1000, 10_000));
+    let mut requestor = Client::new(1, "alice", None);
+    let mut provider = Client::new(2, "bob", None);
+    provide(&handler, &mut provider, "job");
+    let tasks = || {
+        tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks()
+    };
+    for n in 0..1000 {
+        request(&handler, &requestor, "job", &n.to_string());
+        let leg = answer(&handler, &mut provider, RpcAction::Accept);
+        reply(&handler, &provider, &leg, RpcAction::Response);
+    }
+    assert_eq!(requestor.messages().len(), 2000, "ACCEPT and RESPONSE each");
+    assert!(tasks() <= 1, "one sweeper at most, not {}", tasks());
+    tokio::time::sleep(Duration::from_millis(1001)).await;
+    assert_eq!(tasks(), 0, "the sweeper ends with the last call");
+    assert!(
+        requestor.messages().is_empty(),
+        "no timeout for answered calls"
+    );
+
+    // The next call starts a sweeper again, and its timeouts still fire.
+    request(&handler, &requestor, "job", "late");
+    tokio::time::sleep(Duration::from_millis(1001)).await;
+    assert_eq!(
+        actions(&requestor.messages()),
+        vec![(Some(RpcAction::AcceptTimeout), Some("late".into()))]
+    );
+}
+
+/// Server "there" provides every RPC and answers a request with ACCEPT and RESPONSE before
+/// `send_direct` returns, as a provider on another thread may before `route` returns.
+#[derive(Default)]
+struct EagerRemoteProvider {
+    /// The RPC handler's cluster subscription.
+    handler: Mutex<Option<ClusterHandler>>,
+}
+
+impl Lifecycle for EagerRemoteProvider {
+    fn description(&self) -> String {
+        "a remote provider that answers at once".into()
+    }
+}
+
+impl ClusterNode for EagerRemoteProvider {
+    fn send(&self, _frame: bytes::Bytes) {}
+
+    fn send_direct(&self, server_name: &str, frame: bytes::Bytes) {
+        assert_eq!(server_name, "there");
+        let request = protocol::decode(frame).unwrap();
+        let handler = self.handler.lock().clone().unwrap();
+        for action in [RpcAction::Accept, RpcAction::Response] {
+            let mut answer = Message::new(Topic::Rpc, action);
+            answer.name = request.name.clone();
+            answer.correlation_id = request.correlation_id.clone();
+            handler(protocol::encode(&answer), "there");
+        }
+    }
+
+    fn subscribe(&self, _topic: i32, handler: ClusterHandler) {
+        *self.handler.lock() = Some(handler);
+    }
+}
+
+impl StateRegistry for EagerRemoteProvider {
+    fn add(&self, _name: &str) {}
+    fn remove(&self, _name: &str) {}
+    fn has(&self, _name: &str) -> bool {
+        true
+    }
+    fn all(&self) -> Vec<String> {
+        Vec::new()
+    }
+    fn all_servers(&self, _name: &str) -> Vec<String> {
+        vec!["there".into()]
+    }
+    fn set_listener(&self, _handler: StateHandler) {}
+}
+
+/// The late-accept bug: the request went out before its call was registered, so a provider
+/// answering at once got INVALID_RPC_CORRELATION_ID for both ACCEPT and RESPONSE and the
+/// requestor ACCEPT_TIMEOUT (0.01–0.02 % of calls under load).
+#[tokio::test(start_paused = true)]
+async fn late_accept_provider_answering_before_the_call_is_registered_is_not_refused() {
+    let remote = Arc::new(EagerRemoteProvider::default());
+    let providers = SubscriptionRegistry::new(
+        Topic::Rpc,
+        RPC_ACTIONS,
+        remote.clone(),
+        remote.clone(),
+        Arc::new(NoMonitoring),
+    );
+    let handler = RpcHandler::new(providers, config(40, 120), remote, "here".into());
+    let mut requestor = Client::new(1, "alice", None);
+    request(&handler, &requestor, "job", "cid");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        actions(&requestor.messages()),
+        vec![
+            (Some(RpcAction::Accept), Some("cid".into())),
+            (Some(RpcAction::Response), Some("cid".into()))
+        ]
     );
 }
