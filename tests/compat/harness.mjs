@@ -187,6 +187,27 @@ class ServerProcess {
     }
   }
 
+  /** Process id of the running server (undefined when stopped). */
+  get pid() {
+    return this.child?.pid;
+  }
+
+  /** True while the server process has not exited. */
+  get running() {
+    return this.child !== null && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /** Sends `sig` (e.g. 'SIGHUP') to the server process itself (not its group). */
+  signal(sig) {
+    if (!this.running) throw new Error(`cannot send ${sig}: the server is not running\n${this.logText()}`);
+    process.kill(this.child.pid, sig);
+  }
+
+  /** (Re)writes a file in the server's directory, next to config.yml. */
+  writeFile(name, text) {
+    writeFileSync(join(this.dir, name), text);
+  }
+
   /** Stop and start again on the same port with the same config. */
   async restart() {
     await this.stop();
@@ -200,8 +221,11 @@ class ServerProcess {
 
 /**
  * Writes config.yml (plus any `files`, e.g. users.yml, next to it) into a fresh temp directory,
- * spawns the server and waits until it accepts WebSocket upgrades.
- * @returns {Promise<{url: string, port: number, dir: string, stop(): Promise<void>, restart(): Promise<void>}>}
+ * spawns the server and waits until it accepts WebSocket upgrades. The files can be rewritten
+ * later with `server.writeFile(name, text)` (e.g. before `server.signal('SIGHUP')`).
+ * @returns {Promise<{url: string, port: number, dir: string, pid: number, running: boolean,
+ *   signal(sig: string): void, writeFile(name: string, text: string): void,
+ *   stop(): Promise<void>, restart(): Promise<void>}>}
  */
 export async function startServer(configOverrides = {}, { files = {} } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'ds-compat-'));
@@ -227,10 +251,12 @@ export async function startServer(configOverrides = {}, { files = {} } = {}) {
  * the error so a CI failure is self-explanatory.
  *   scenario(name, fn)
  *   scenario(name, { oursOnly: true }, fn)   skipped only when DEEPSTREAM_REFERENCE=1
+ *   scenario(name, { oursOnly: 'why' }, fn)  the same, with the reason the reference cannot run it
  */
 export function scenario(name, opts, fn) {
   if (typeof opts === 'function') [fn, opts] = [opts, {}];
-  const skip = opts.oursOnly && IS_REFERENCE ? 'ours-only: needs our plugin libraries' : false;
+  const why = typeof opts.oursOnly === 'string' ? opts.oursOnly : 'needs our plugin libraries';
+  const skip = opts.oursOnly && IS_REFERENCE ? `ours-only: ${why}` : false;
   test(name, { skip, timeout: opts.timeout ?? 60_000 }, async () => {
     const h = new ScenarioContext();
     try {
