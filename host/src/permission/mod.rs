@@ -91,7 +91,7 @@ fn payload<'a>(
             value,
         },
         (Topic::Record, Ok(RecordAction::PatchMulti)) => {
-            value.map_or(Payload::None, Payload::MultiPatch)
+            Payload::MultiPatch(value.unwrap_or(&Json::Null))
         }
         _ => value.map_or(Payload::None, Payload::Value),
     }
@@ -112,7 +112,9 @@ impl Permission for ValvePermission {
             return Answer::Ready(Ok(true));
         };
         let valve = self.valve.read().clone();
-        let needs = valve.needs(&rule);
+        // The payload's kind matters for what is needed (a patch's `data` is the stored
+        // record with the patch applied), its value does not.
+        let needs = valve.needs(&rule.with_payload(payload(request, &Ok(None))));
         if !needs.current_record && !needs.cross_references {
             let parsed = if needs.data {
                 parse(request.data)
@@ -157,18 +159,13 @@ fn parse(data: Option<&str>) -> Result<Option<Json>, String> {
         .map_err(|e| e.to_string())
 }
 
-/// A rule error denies (server.md §3.7) and is logged with the rule.
+/// A rule that throws is a permission error (server.md §3.7), answered
+/// MESSAGE_PERMISSION_ERROR and logged with the rule.
 fn verdict(decision: Decision, name: &str) -> Result<bool, String> {
     match decision {
         Decision::Allow => Ok(true),
         Decision::Deny => Ok(false),
-        Decision::Error(error) => {
-            tracing::warn!(
-                event = "MESSAGE_PERMISSION_ERROR",
-                "permission rule for {name} failed: {error}"
-            );
-            Ok(false)
-        }
+        Decision::Error(error) => Err(format!("permission rule for {name} failed: {error}")),
         Decision::NeedRecords(_) => Err("records were needed but none can be loaded here".into()),
     }
 }
@@ -227,5 +224,81 @@ impl OwnedRequest {
             data: self.data.as_deref(),
             path: self.path.as_deref(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::services::builtin::{MemoryCache, NoopStorage};
+
+    fn service(record_rules: Json) -> ValvePermission {
+        let cache = Arc::new(MemoryCache::default());
+        let _ = cache.set("item/1", 1, Arc::from(r#"{"price":5}"#));
+        let document = json!({
+            "record": record_rules,
+            "event": {"*": {"publish": true, "subscribe": true, "listen": true}},
+            "rpc": {"*": {"provide": true, "request": true}},
+            "presence": {"*": {"allow": true}},
+        });
+        ValvePermission::new(
+            &json!({ "permissions": document }),
+            cache,
+            Arc::new(NoopStorage),
+        )
+        .unwrap()
+    }
+
+    fn request<'a>(
+        action: RecordAction,
+        path: Option<&'a str>,
+        data: &'a str,
+    ) -> PermissionRequest<'a> {
+        PermissionRequest {
+            user_id: "u",
+            server_data: None,
+            topic: Topic::Record,
+            action: action as i32,
+            name: "item/1",
+            data: Some(data),
+            path,
+        }
+    }
+
+    /// Regression: the needs of a rule were worked out before the payload was known, so a
+    /// `write` rule using `data` on a PATCH never loaded the record and always failed.
+    #[tokio::test]
+    async fn patch_rules_see_the_stored_record_with_the_patch_applied() {
+        let permission = service(json!({"*": {"write": "data.price >= 0 && data.price !== 5"}}));
+        let check = |path, data| {
+            permission
+                .can_perform_action(&request(RecordAction::Patch, path, data))
+                .resolve()
+        };
+        assert_eq!(check(Some("price"), "7").await, Ok(true));
+        assert_eq!(check(Some("price"), "-3").await, Ok(false));
+        assert_eq!(
+            check(Some("other"), "1").await,
+            Ok(false),
+            "price stays 5 in the patched record"
+        );
+    }
+
+    /// Regression: a rule that threw was answered MESSAGE_DENIED; it is a permission error.
+    #[tokio::test]
+    async fn a_rule_that_throws_is_an_error_not_a_denial() {
+        let permission = service(json!({"*": {"write": "user.data.role === 'admin'"}}));
+        let answer = permission
+            .can_perform_action(&request(RecordAction::Update, None, "{}"))
+            .resolve()
+            .await;
+        assert!(
+            answer
+                .as_ref()
+                .is_err_and(|e| e.contains("Cannot read properties of null")),
+            "{answer:?}"
+        );
     }
 }

@@ -894,7 +894,7 @@ async fn upserts_check_create_and_write_and_denials_name_the_client_action() {
     );
     assert_eq!(denial.correlation_id.as_deref(), Some("0"));
 
-    // On an existing record only `write` matters.
+    // An existing record still needs `create` for an upsert (server.md §3.2).
     let _ = setup.cache.records.set("e", 0, Arc::from("{}"));
     setup.send(
         &writer,
@@ -907,7 +907,7 @@ async fn upserts_check_create_and_write_and_denials_name_the_client_action() {
             "4",
         ),
     );
-    assert!(is(&writer.only(), A::WriteAcknowledgement));
+    assert!(is(&writer.only(), A::MessageDenied));
 
     let no_writes = Setup::with(
         TestStore::new(Mode::Sync),

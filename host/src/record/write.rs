@@ -12,9 +12,8 @@
 //!
 //! A refused write consumes no version and never stops the queue.
 //!
-//! Upserts are checked for `write` (as UPDATE/PATCH) and, only when the record does not exist
-//! yet, for `create` (the reference asks for `create` whenever no other write to the record
-//! happens to be queued). Hot-path upserts (§5.7) skip the version check: they are stored and
+//! Upserts are checked for `create` and for `write` (as UPDATE/PATCH), whether or not the
+//! record exists yet (server.md §3.2: setData must be allowed to create). Hot-path upserts (§5.7) skip the version check: they are stored and
 //! broadcast as version 0, and their write ack carries `isWriteAck` so the client can match it.
 
 use std::sync::Arc;
@@ -49,8 +48,8 @@ pub struct Write {
     version: i32,
     /// What the write does to the data.
     change: Change,
-    /// CREATEANDUPDATE / CREATEANDPATCH: a missing record starts at version 0 with `{}`
-    /// (permission `create`), and the write itself is checked as UPDATE/PATCH.
+    /// CREATEANDUPDATE / CREATEANDPATCH: a missing record starts at version 0 with `{}`; checked
+    /// for `create` and, as UPDATE/PATCH, for `write`.
     upsert: bool,
 }
 
@@ -180,19 +179,18 @@ impl Write {
             );
             return self.connection.send(&self.update_error(name));
         }
-        if let State::Missing = state {
-            if !self.upsert {
-                tracing::warn!(
-                    event = "RECORD_UPDATE_ERROR",
-                    "{name} does not exist; use an upsert to create it"
-                );
-                return self.connection.send(&self.update_error(name));
-            }
-            if !self.allowed(records, RecordAction::Create, name).await {
-                return;
-            }
+        if !self.upsert && matches!(state, State::Missing) {
+            tracing::warn!(
+                event = "RECORD_UPDATE_ERROR",
+                "{name} does not exist; use an upsert to create it"
+            );
+            return self.connection.send(&self.update_error(name));
         }
-        if self.upsert && !self.allowed(records, self.action, name).await {
+        // Upserts need `create` and `write`, whether or not the record exists (server.md §3.2).
+        if self.upsert
+            && !(self.allowed(records, RecordAction::Create, name).await
+                && self.allowed(records, self.action, name).await)
+        {
             return;
         }
         let current = match state {
