@@ -12,7 +12,8 @@
 //! # Where a write's data is
 //!
 //! An accepted write is issued to storage (unless the name is storage-excluded) and to the
-//! cache at once. The queue moves on, and subscribers get the broadcast, as soon as the
+//! cache at once; storage writes of one record land in version order, each after the one
+//! before it. The queue moves on, and subscribers get the broadcast, as soon as the
 //! **cache** write succeeded: from then on every reader on this server sees the new version,
 //! but storage may still be writing. The WRITE_ACKNOWLEDGEMENT (requested with `isWriteAck`)
 //! fires only when the cache write **and** the storage write have both succeeded, so when a

@@ -1,9 +1,18 @@
 //! Cache and storage access for records (protocol.md §5.1–§5.2, server.md §2.4.3–§2.4.4): the
 //! read-through lookup with its timeouts, deletes, and issuing the writes of a committed step.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use bytes::Bytes;
+use parking_lot::Mutex;
+use tokio::sync::oneshot;
 
 use crate::{
     config::RecordConfig,
@@ -56,6 +65,60 @@ pub struct Store {
     exclusion_prefixes: Vec<String>,
     /// Names whose upserts skip the version check (`record.storageHotPathPrefixes`, §5.7).
     hot_path_prefixes: Vec<String>,
+    /// Keeps each record's storage operations in the order they were issued.
+    storage_order: Arc<StorageOrder>,
+}
+
+/// Storage writes of one record run in version order. A record's queue waits for the cache
+/// only, so versions N and N+1 can both be on their way to storage; were they sent at once, a
+/// storage with several connections (a pool) could apply N after N+1 and leave an older
+/// version behind an acknowledged newer one. Each storage operation therefore starts only when
+/// the previous one of the same record has finished (operations of different records still
+/// run side by side).
+#[derive(Default)]
+struct StorageOrder {
+    /// name → (id, finishes when the latest operation issued for it finishes).
+    latest: Mutex<HashMap<String, (u64, oneshot::Receiver<()>)>>,
+    /// Ids telling operations apart, so only the latest one clears its entry.
+    next_id: AtomicU64,
+}
+
+impl StorageOrder {
+    /// Runs `operation` after every earlier storage operation on `name`.
+    fn after_previous<T: Send + 'static>(
+        self: &Arc<Self>,
+        name: &str,
+        operation: Answer<T>,
+    ) -> Answer<T> {
+        let Answer::Pending(operation) = operation else {
+            // Answered already: it took effect when it was issued, in order.
+            return operation;
+        };
+        let (finished, finishes) = oneshot::channel::<()>();
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let previous = self
+            .latest
+            .lock()
+            .insert(name.to_owned(), (id, finishes))
+            .map(|(_, previous)| previous);
+        let (order, name) = (self.clone(), name.to_owned());
+        Answer::Pending(Box::pin(async move {
+            if let Some(previous) = previous {
+                // Err: the previous operation was dropped unfinished; nothing left to wait for.
+                let _ = previous.await;
+            }
+            let result = operation.await;
+            let mut latest = order.latest.lock();
+            if latest
+                .get(&name)
+                .is_some_and(|(latest_id, _)| *latest_id == id)
+            {
+                latest.remove(&name);
+            }
+            drop(finished);
+            result
+        }))
+    }
 }
 
 impl Store {
@@ -71,6 +134,7 @@ impl Store {
             storage_timeout: config.storage_retrieval_timeout,
             exclusion_prefixes: config.storage_exclusion_prefixes.clone(),
             hot_path_prefixes: config.storage_hot_path_prefixes.clone(),
+            storage_order: Arc::default(),
         }
     }
 
@@ -135,7 +199,10 @@ impl Store {
             if !self.uses_storage(name) {
                 return Some(Ok(()));
             }
-            within(self.storage.delete(name), self.storage_timeout).await
+            let delete = self
+                .storage_order
+                .after_previous(name, self.storage.delete(name));
+            within(delete, self.storage_timeout).await
         };
         let (cached, stored) = futures_util::future::join(cache, storage).await;
         cached.ok_or("cache delete timed out")??;
@@ -147,7 +214,8 @@ impl Store {
     /// caller decides what waits for which.
     pub fn write(&self, name: &str, version: i32, data: &Arc<str>) -> Written {
         let storage = if self.uses_storage(name) {
-            self.storage.set(name, version, data.clone())
+            let set = self.storage.set(name, version, data.clone());
+            self.storage_order.after_previous(name, set)
         } else {
             Answer::Ready(Ok(()))
         };

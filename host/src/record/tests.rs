@@ -618,6 +618,28 @@ async fn queued_writes_are_applied_and_broadcast_in_arrival_order() {
     assert_eq!(cache.stored("r"), Some((10, json!({"n": 10}))));
 }
 
+/// Regression: the storage writes of consecutive versions were issued side by side, so a
+/// slower earlier one could land last and leave storage behind an acknowledged newer version.
+#[tokio::test(start_paused = true)]
+async fn storage_writes_of_one_record_land_in_version_order() {
+    let storage = TestStore::new(Mode::Delayed(1));
+    let setup = Setup::new(TestStore::new(Mode::Sync), storage.clone());
+    let writer = setup.holder("r").await;
+    // Earlier storage writes take longer than later ones.
+    storage
+        .set_delays
+        .lock()
+        .extend((1..=10).map(|i| 50 - 4 * i));
+    for i in 1..=10 {
+        setup.send(
+            &writer,
+            with_ack(patch("r", i, "n", &i.to_string()), &i.to_string()),
+        );
+    }
+    settle().await;
+    assert_eq!(storage.stored("r"), Some((10, json!({"n": 10}))));
+}
+
 #[tokio::test(start_paused = true)]
 async fn the_write_ack_waits_for_storage_the_broadcast_does_not() {
     let setup = Setup::new(
