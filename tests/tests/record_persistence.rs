@@ -3,12 +3,13 @@
 //! the `storage-sqlite` library, and through `storage-postgres` with `cache-redis` as the cache
 //! (server.md §2.4.3–§2.4.4), also after the cache lost everything.
 //!
-//! Concurrent writers on shared records (20 clients × 20 pipelined force writes on 10 records)
-//! must end at a version equal to the number of accepted writes: in the broadcasts (versions
-//! 1, 2, 3 … without gap), in the cache, in storage (read directly for PostgreSQL) and after a
-//! restart. A WRITE_ACKNOWLEDGEMENT promises the write reached storage (§5.6), so storage may
-//! never end at an older version than the last acknowledged one — whatever order the storage
-//! writes of one record, which the server issues without waiting for each other, complete in.
+//! Concurrent writers on shared records (20 clients × 20 pipelined force writes on 10
+//! records, three rounds) must end at a version equal to the number of accepted writes: in the
+//! broadcasts (versions 1, 2, 3 … without gap), in the cache, in storage (read directly for
+//! PostgreSQL) and after a restart. A WRITE_ACKNOWLEDGEMENT promises the write reached storage
+//! (§5.6), so storage may never end at an older version than the last acknowledged one,
+//! whatever order the storage writes of one record (which the server issues without waiting
+//! for each other) complete in.
 //!
 //! Needs PostgreSQL (`DEEPSTREAM_TEST_PG_URL`) and Redis (`DEEPSTREAM_TEST_REDIS_URL`) for the
 //! `postgres_redis_*` tests; they fail naming the service when it is unreachable.
@@ -27,6 +28,11 @@ const WRITERS: usize = 20;
 const WRITES_EACH: usize = 20;
 /// How many records the concurrent writers share.
 const SHARED_RECORDS: usize = 10;
+/// Records created by a subscription and updated at once, in the restart tests.
+const SUBSCRIBED: usize = 20;
+/// Rounds of concurrent writes, each on records of its own (the race they look for does not
+/// show in every round).
+const ROUNDS: usize = 3;
 
 /// A YAML scalar holding `text` exactly (a JSON string is a YAML double-quoted scalar).
 fn quoted(text: &str) -> String {
@@ -121,7 +127,10 @@ async fn write_some_records(port: u16, prefix: &str) -> Written {
     let versions = [
         json!({"a": 1}),
         json!({"a": 2, "b": [1, 2, 3]}),
-        json!({"nested": {"text": "é ü \"quoted\" \\ /", "n": 1.5, "none": null}, "list": [true, {}]}),
+        json!({
+            "nested": {"text": "é ü \"quoted\" \\ /", "n": 1.5, "none": null},
+            "list": [true, {}]
+        }),
     ];
     for (version, data) in (1..).zip(&versions) {
         let message = write(RecordAction::CreateAndUpdate, &plain, version, &cid())
@@ -156,29 +165,45 @@ async fn write_some_records(port: u16, prefix: &str) -> Written {
     }
     written.insert(patched, (4, json!({"a": {"c": 2}, "d": [null, "second"]})));
 
-    // Created by a subscription (version 0, whose storage write nobody waits for), then
-    // updated with an ack.
-    let subscribed = format!("{prefix}/subscribed");
+    // Created by a subscription (version 0, whose storage write nobody waits for) and updated
+    // with an ack as soon as it is read, as `getRecord(name).setWithAck(…)` does; one more is
+    // only created.
+    let subscribed: Vec<String> = (0..SUBSCRIBED)
+        .map(|i| format!("{prefix}/subscribed{i}"))
+        .collect();
     let created = format!("{prefix}/created");
     client
         .send(
             &Message::new(Topic::Record, RecordAction::SubscribeCreateAndRead)
-                .with_names([subscribed.as_str(), created.as_str()])
+                .with_names(subscribed.iter().chain([&created]).map(String::as_str))
                 .with_correlation_id("subscribe"),
         )
         .await;
-    let mut responses = 0;
-    while responses < 2 {
-        let message = client.recv().await.expect("READ_RESPONSE");
-        if message.action == RecordAction::ReadResponse as i32 {
-            assert_eq!(message.version, Some(0), "{message:?}");
-            responses += 1;
+    let (mut responses, mut acks) = (0, 0);
+    while responses <= SUBSCRIBED || acks < SUBSCRIBED {
+        let message = client
+            .recv()
+            .await
+            .expect("the server closed the connection");
+        match message.action_as::<RecordAction>() {
+            Some(RecordAction::SubscribeCreateAndRead) if message.is_ack => {}
+            Some(RecordAction::ReadResponse) => {
+                assert_eq!(message.version, Some(0), "{message:?}");
+                responses += 1;
+                let name = message.name.expect("a name");
+                if name != created {
+                    let update = write(RecordAction::Update, &name, 1, &format!("u/{name}"))
+                        .with_data(r#"{"after":"subscribe"}"#);
+                    client.send(&update).await;
+                }
+            }
+            Some(RecordAction::WriteAcknowledgement) => acks += 1,
+            _ => panic!("unexpected reply while creating and updating: {message:?}"),
         }
     }
-    let message =
-        write(RecordAction::Update, &subscribed, 1, &cid()).with_data(r#"{"after":"subscribe"}"#);
-    acked(&mut client, message).await;
-    written.insert(subscribed, (1, json!({"after": "subscribe"})));
+    for name in subscribed {
+        written.insert(name, (1, json!({"after": "subscribe"})));
+    }
     written.insert(created, (0, json!({})));
     written
 }
@@ -544,13 +569,25 @@ async fn contend(port: u16, prefix: &str) -> Contention {
     }
 }
 
+/// `ROUNDS` runs of [`contend`], each on new records; what they must leave behind, together.
+async fn contend_rounds(port: u16, prefix: &str) -> Written {
+    let mut expected = Written::new();
+    for round in 0..ROUNDS {
+        expected.extend(
+            contend(port, &format!("{prefix}/round{round}"))
+                .await
+                .expected(),
+        );
+    }
+    expected
+}
+
 /// `contend` against a server on `config` with the memory cache, then a restart: the storage
 /// must hand back the last accepted version of every record.
 async fn contend_and_restart(port: u16, config: &str) {
     let prefix = unique_name("contend");
     let server = ServerProcess::start(config, port);
-    let contention = contend(port, &prefix).await;
-    let expected = contention.expected();
+    let expected = contend_rounds(port, &prefix).await;
     assert_read_back(port, &expected, "after the writes").await;
     stop(server);
 
@@ -596,8 +633,7 @@ async fn postgres_redis_concurrent_writers_end_at_the_number_of_accepted_writes(
     let prefix = unique_name("contend");
 
     let server = ServerProcess::start(&config, port);
-    let contention = contend(port, &prefix).await;
-    let expected = contention.expected();
+    let expected = contend_rounds(port, &prefix).await;
     assert_read_back(port, &expected, "after the writes").await;
     stop(server);
     assert_holds(&pg_rows(&table, &prefix).await, &expected, "PostgreSQL");
