@@ -382,3 +382,199 @@ impl RawClient {
         client
     }
 }
+
+impl ServerProcess {
+    /// The process id (for `/proc/PID/stat` and `deepstream-bench --server-pid`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl RawClient {
+    /// The next message, `Ok(None)` when the server closed the connection, `Err` when nothing
+    /// arrived within `limit` (unlike [`RawClient::recv`], which panics after 5 s).
+    pub async fn recv_within(&mut self, limit: Duration) -> Result<Option<Message>, String> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let frame = tokio::time::timeout_at(deadline, self.socket.next())
+                .await
+                .map_err(|_| format!("no message from the server within {limit:?}"))?;
+            match frame {
+                Some(Ok(WsMessage::Binary(bytes))) => {
+                    return protocol::decode(bytes)
+                        .map(Some)
+                        .map_err(|error| format!("undecodable frame from the server: {error}"));
+                }
+                Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => return Ok(None),
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+}
+
+/// A name no other test (or earlier run) uses: `prefix`, the process id, a counter and the
+/// time; only `[a-z0-9_]`, so it is safe as an SQL identifier and a Redis key pattern.
+pub fn unique_name(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |t| t.subsec_nanos());
+    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}_{}_{count}_{nanos}", std::process::id())
+        .to_lowercase()
+        .replace(|c: char| !c.is_ascii_alphanumeric() && c != '_', "_")
+}
+
+/// The PostgreSQL the storage tests use: `DEEPSTREAM_TEST_PG_URL`, by default
+/// `postgres://postgres@127.0.0.1:5432/test`.
+pub fn pg_url() -> String {
+    std::env::var("DEEPSTREAM_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// The Redis the cache tests use: `DEEPSTREAM_TEST_REDIS_URL`, by default
+/// `redis://127.0.0.1:6379/`.
+pub fn redis_url() -> String {
+    std::env::var("DEEPSTREAM_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into())
+}
+
+/// A connection to the test PostgreSQL; panics naming the service when it is unreachable.
+pub async fn pg_client() -> tokio_postgres::Client {
+    let url = pg_url();
+    let connect = tokio_postgres::connect(&url, tokio_postgres::NoTls);
+    let (client, connection) = match tokio::time::timeout(Duration::from_secs(5), connect).await {
+        Ok(Ok(pair)) => pair,
+        Ok(Err(error)) => {
+            panic!("PostgreSQL is unreachable at {url} (set DEEPSTREAM_TEST_PG_URL): {error}")
+        }
+        Err(_) => panic!(
+            "PostgreSQL is unreachable at {url} (set DEEPSTREAM_TEST_PG_URL): no answer within 5 s"
+        ),
+    };
+    tokio::spawn(connection);
+    client
+}
+
+/// A connection to the test Redis; panics naming the service when it is unreachable.
+pub async fn redis_connection() -> redis::aio::MultiplexedConnection {
+    let url = redis_url();
+    let connect = async {
+        let client = redis::Client::open(url.as_str())?;
+        let mut connection = client.get_multiplexed_async_connection().await?;
+        redis::cmd("PING")
+            .query_async::<String>(&mut connection)
+            .await?;
+        Ok::<_, redis::RedisError>(connection)
+    };
+    match tokio::time::timeout(Duration::from_secs(5), connect).await {
+        Ok(Ok(connection)) => connection,
+        Ok(Err(error)) => {
+            panic!("Redis is unreachable at {url} (set DEEPSTREAM_TEST_REDIS_URL): {error}")
+        }
+        Err(_) => panic!(
+            "Redis is unreachable at {url} (set DEEPSTREAM_TEST_REDIS_URL): no answer within 5 s"
+        ),
+    }
+}
+
+/// A PostgreSQL table (in schema `public`) dropped when this guard goes, also when the test
+/// fails.
+pub struct PgTable {
+    /// The table name, from [`unique_name`].
+    pub name: String,
+}
+
+impl PgTable {
+    /// A fresh table name; the table itself is created by whoever uses it (the plugin).
+    pub fn new(prefix: &str) -> PgTable {
+        PgTable {
+            name: unique_name(prefix),
+        }
+    }
+}
+
+impl Drop for PgTable {
+    fn drop(&mut self) {
+        let sql = format!("DROP TABLE IF EXISTS public.\"{}\"", self.name);
+        blocking(async move {
+            if let Ok((client, connection)) =
+                tokio_postgres::connect(&pg_url(), tokio_postgres::NoTls).await
+            {
+                tokio::spawn(connection);
+                let _ = client.batch_execute(&sql).await;
+            }
+        });
+    }
+}
+
+/// Redis keys starting with a prefix, deleted when this guard goes, also when the test fails.
+pub struct RedisKeys {
+    /// The key prefix, from [`unique_name`] plus `:`.
+    pub prefix: String,
+}
+
+impl RedisKeys {
+    pub fn new(prefix: &str) -> RedisKeys {
+        RedisKeys {
+            prefix: format!("{}:", unique_name(prefix)),
+        }
+    }
+
+    /// Deletes every key with the prefix; returns how many there were.
+    pub async fn clear(&self, connection: &mut redis::aio::MultiplexedConnection) -> usize {
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}*", self.prefix))
+            .query_async(connection)
+            .await
+            .expect("Redis KEYS");
+        if !keys.is_empty() {
+            redis::cmd("DEL")
+                .arg(&keys)
+                .query_async::<()>(connection)
+                .await
+                .expect("Redis DEL");
+        }
+        keys.len()
+    }
+}
+
+impl Drop for RedisKeys {
+    fn drop(&mut self) {
+        let pattern = format!("{}*", self.prefix);
+        blocking(async move {
+            let Ok(client) = redis::Client::open(redis_url()) else {
+                return;
+            };
+            if let Ok(mut connection) = client.get_multiplexed_async_connection().await {
+                let keys: Vec<String> = redis::cmd("KEYS")
+                    .arg(&pattern)
+                    .query_async(&mut connection)
+                    .await
+                    .unwrap_or_default();
+                if !keys.is_empty() {
+                    let _ = redis::cmd("DEL")
+                        .arg(&keys)
+                        .query_async::<()>(&mut connection)
+                        .await;
+                }
+            }
+        });
+    }
+}
+
+/// Runs `cleanup` to completion on a runtime of its own, on another thread (so it works from
+/// `Drop`, inside or outside a tokio runtime), giving up after 10 s.
+fn blocking(cleanup: impl std::future::Future<Output = ()> + Send + 'static) {
+    let worker = std::thread::spawn(move || {
+        if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            runtime.block_on(async {
+                let _ = tokio::time::timeout(Duration::from_secs(10), cleanup).await;
+            });
+        }
+    });
+    let _ = worker.join();
+}
