@@ -5,16 +5,21 @@
 //! connection state machine (challenge → login → messages, protocol.md §1.6) on decoded frames
 //! and is shared by every transport; [`websocket`] is the `ws-binary` transport.
 
+pub mod frame;
 mod session;
 pub mod websocket;
 
-use std::sync::{
-    Arc, OnceLock,
-    atomic::{AtomicBool, Ordering},
+use std::{
+    collections::VecDeque,
+    sync::{
+        Arc, OnceLock,
+        atomic::{AtomicBool, Ordering},
+    },
 };
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use parking_lot::Mutex;
+use tokio::sync::Notify;
 
 pub use session::{Flow, Session};
 
@@ -64,8 +69,11 @@ pub struct Connection {
     pub id: u64,
     /// Which endpoint carries it (`ws-binary`, …), for listeners and monitoring.
     pub endpoint_type: &'static str,
-    /// Frames for the transport to write, in order.
-    outbound: mpsc::UnboundedSender<Outbound>,
+    /// Frames for the transport to write, in order. An empty `VecDeque` holds no memory, so
+    /// idle connections pay nothing for their queue.
+    outbound: Mutex<VecDeque<Outbound>>,
+    /// Wakes the transport when the queue stops being empty.
+    queued: Notify,
     /// Set once, when the login succeeds.
     user: OnceLock<User>,
     /// Set when the connection is gone; later sends are dropped.
@@ -74,26 +82,35 @@ pub struct Connection {
 
 impl Connection {
     /// A new connection and the receiving end its transport drains.
-    pub fn new(
-        id: u64,
-        endpoint_type: &'static str,
-    ) -> (ConnectionHandle, mpsc::UnboundedReceiver<Outbound>) {
-        let (outbound, receiver) = mpsc::unbounded_channel();
-        let connection = Connection {
+    pub fn new(id: u64, endpoint_type: &'static str) -> (ConnectionHandle, Outbox) {
+        let connection = Arc::new(Connection {
             id,
             endpoint_type,
-            outbound,
+            outbound: Mutex::new(VecDeque::new()),
+            queued: Notify::new(),
             user: OnceLock::new(),
             closed: AtomicBool::new(false),
+        });
+        (connection.clone(), Outbox(connection))
+    }
+
+    fn push(&self, item: Outbound) {
+        let was_empty = {
+            let mut queue = self.outbound.lock();
+            let was_empty = queue.is_empty();
+            queue.push_back(item);
+            was_empty
         };
-        (Arc::new(connection), receiver)
+        // The transport drains the whole queue once woken, so only the first item wakes it.
+        if was_empty {
+            self.queued.notify_one();
+        }
     }
 
     /// Queues an already encoded frame (the broadcast path encodes once for every recipient).
     pub fn send_frame(&self, frame: Bytes) {
         if !self.is_closed() {
-            // The receiver only goes away with the transport, which marks us closed.
-            let _ = self.outbound.send(Outbound::Frame(frame));
+            self.push(Outbound::Frame(frame));
         }
     }
 
@@ -104,7 +121,31 @@ impl Connection {
 
     /// Flushes what is queued, then closes.
     pub fn close(&self) {
-        let _ = self.outbound.send(Outbound::Close);
+        if !self.is_closed() {
+            self.push(Outbound::Close);
+        }
+    }
+
+    /// Takes up to `max` queued items into `into`; returns how many.
+    pub(crate) fn take_queued(&self, into: &mut Vec<Outbound>, max: usize) -> usize {
+        let mut queue = self.outbound.lock();
+        let count = queue.len().min(max);
+        into.extend(queue.drain(..count));
+        if queue.is_empty() && queue.capacity() > 64 {
+            // A burst is over: give its memory back.
+            *queue = VecDeque::new();
+        }
+        count
+    }
+
+    /// Whether anything is queued.
+    pub(crate) fn has_queued(&self) -> bool {
+        !self.outbound.lock().is_empty()
+    }
+
+    /// Resolves once something was queued since the last wake-up (maybe spuriously).
+    pub(crate) async fn queue_notified(&self) {
+        self.queued.notified().await;
     }
 
     pub fn is_closed(&self) -> bool {
@@ -114,6 +155,8 @@ impl Connection {
     /// Called by the transport once the connection is gone.
     pub(crate) fn mark_closed(&self) {
         self.closed.store(true, Ordering::Relaxed);
+        // Whoever still holds the handle must not keep the undelivered frames alive.
+        *self.outbound.lock() = VecDeque::new();
     }
 
     /// The logged-in user, once authenticated.
@@ -129,5 +172,27 @@ impl Connection {
     pub(crate) fn set_user(&self, user: User) {
         // A second login is impossible: AUTH after login is an unknown topic (protocol.md §1.6).
         let _ = self.user.set(user);
+    }
+}
+
+/// The receiving end of a connection's queue, for transports that are not a socket (the HTTP
+/// API's virtual connections, tests).
+#[derive(Debug)]
+pub struct Outbox(ConnectionHandle);
+
+impl Outbox {
+    /// The next queued item, if any.
+    pub fn try_recv(&self) -> Option<Outbound> {
+        self.0.outbound.lock().pop_front()
+    }
+
+    /// Waits for the next queued item.
+    pub async fn recv(&self) -> Outbound {
+        loop {
+            if let Some(item) = self.try_recv() {
+                return item;
+            }
+            self.0.queue_notified().await;
+        }
     }
 }

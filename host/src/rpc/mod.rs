@@ -208,11 +208,12 @@ impl RpcHandler {
         let leg = self.next_leg.fetch_add(1, Ordering::Relaxed).to_string();
         let mut request = call.request.clone();
         request.correlation_id = Some(leg.clone());
-        self.send(&provider, &request);
         call.tried.push(provider.clone());
-        call.provider = provider;
+        call.provider = provider.clone();
         call.accepted = false;
+        // Remembered before it is sent: the provider's ACCEPT can arrive before `send` returns.
         self.calls.lock().insert(leg.clone(), call);
+        self.send(&provider, &request);
         self.expire(
             leg.clone(),
             self.config.ack_timeout,
