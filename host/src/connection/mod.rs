@@ -11,15 +11,17 @@ pub mod websocket;
 
 use std::{
     collections::VecDeque,
+    future::poll_fn,
     sync::{
         Arc, OnceLock,
         atomic::{AtomicBool, Ordering},
     },
+    task::{Context, Poll},
 };
 
 use bytes::Bytes;
+use futures_util::task::AtomicWaker;
 use parking_lot::Mutex;
-use tokio::sync::Notify;
 
 pub use session::{Flow, Session};
 
@@ -72,8 +74,11 @@ pub struct Connection {
     /// Frames for the transport to write, in order. An empty `VecDeque` holds no memory, so
     /// idle connections pay nothing for their queue.
     outbound: Mutex<VecDeque<Outbound>>,
-    /// Wakes the transport when the queue stops being empty.
-    queued: Notify,
+    /// Wakes the transport when the queue stops being empty. Polled directly, so the
+    /// transport's task keeps no wait-list entry for it.
+    waker: AtomicWaker,
+    /// Set with a wake-up, cleared when the transport takes it.
+    woken: AtomicBool,
     /// Set once, when the login succeeds.
     user: OnceLock<User>,
     /// Set when the connection is gone; later sends are dropped.
@@ -87,7 +92,8 @@ impl Connection {
             id,
             endpoint_type,
             outbound: Mutex::new(VecDeque::new()),
-            queued: Notify::new(),
+            waker: AtomicWaker::new(),
+            woken: AtomicBool::new(false),
             user: OnceLock::new(),
             closed: AtomicBool::new(false),
         });
@@ -103,7 +109,7 @@ impl Connection {
         };
         // The transport drains the whole queue once woken, so only the first item wakes it.
         if was_empty {
-            self.queued.notify_one();
+            self.wake();
         }
     }
 
@@ -131,8 +137,9 @@ impl Connection {
         let mut queue = self.outbound.lock();
         let count = queue.len().min(max);
         into.extend(queue.drain(..count));
-        if queue.is_empty() && queue.capacity() > 64 {
-            // A burst is over: give its memory back.
+        if queue.is_empty() {
+            // Idle connections keep no queue memory (a few replies would otherwise leave a
+            // small block behind in every connection).
             *queue = VecDeque::new();
         }
         count
@@ -143,9 +150,24 @@ impl Connection {
         !self.outbound.lock().is_empty()
     }
 
-    /// Resolves once something was queued since the last wake-up (maybe spuriously).
-    pub(crate) async fn queue_notified(&self) {
-        self.queued.notified().await;
+    /// Makes the next [`poll_queued`](Self::poll_queued) ready.
+    pub(crate) fn wake(&self) {
+        self.woken.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+
+    /// Ready once something was queued since the last ready poll (maybe spuriously). One
+    /// task polls it: the transport, or the HTTP API's reader.
+    pub(crate) fn poll_queued(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.woken.swap(false, Ordering::AcqRel) {
+            return Poll::Ready(());
+        }
+        self.waker.register(cx.waker());
+        if self.woken.swap(false, Ordering::AcqRel) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
     }
 
     pub fn is_closed(&self) -> bool {
@@ -192,7 +214,7 @@ impl Outbox {
             if let Some(item) = self.try_recv() {
                 return item;
             }
-            self.0.queue_notified().await;
+            poll_fn(|cx| self.0.poll_queued(cx)).await;
         }
     }
 }

@@ -11,8 +11,10 @@
 
 use std::{
     cell::RefCell,
+    future::{Future, poll_fn},
     io::{self, IoSlice},
     sync::Arc,
+    task::Poll,
     time::Duration,
 };
 
@@ -52,6 +54,14 @@ struct Socket {
     backlog: Vec<u8>,
     /// How much of `backlog` is written.
     backlog_at: usize,
+}
+
+/// Why the task woke up.
+enum Wake {
+    Read,
+    Write,
+    Queued,
+    Timer,
 }
 
 /// What one read produced.
@@ -167,15 +177,18 @@ impl Socket {
     }
 }
 
-/// Runs one client connection until it closes. `read_ahead` holds bytes the HTTP layer read
-/// past the upgrade request.
-pub async fn serve(
+/// The task that runs one client connection until it closes. `read_ahead` holds bytes the
+/// HTTP layer read past the upgrade request.
+///
+/// The set-up runs here, outside the task: the task's future captures only what it uses and
+/// uses it in place, so nothing is stored twice in it (async fn arguments would be).
+pub fn serve(
     server: Arc<Server>,
     stream: TcpStream,
     read_ahead: Bytes,
     options: Arc<WebSocketEndpointOptions>,
-    handshake: serde_json::Value,
-) {
+    handshake: Box<serde_json::Value>,
+) -> impl Future<Output = ()> + Send + 'static {
     let (connection, _) = Connection::new(server.next_connection_id(), "ws-binary");
     let registered = server.register_connection(&connection);
     let mut session = Session::new(
@@ -200,139 +213,182 @@ pub async fn serve(
     let mut auth_deadline = options
         .unauthenticated_client_timeout
         .map(|timeout| Instant::now() + timeout);
-    let mut last_received = Instant::now();
-    let timer =
-        tokio::time::sleep_until(next_deadline(last_received, silence_limit, auth_deadline));
-    tokio::pin!(timer);
-    // A close is queued: input is no longer processed, timers queue nothing more.
-    let mut closing = false;
-    // The last frame is written (or in the backlog): end once the backlog is written.
-    let mut ending = false;
-    // Whether to linger reading after the close, so that the client reads it.
-    let mut linger = true;
+    async move {
+        let mut last_received = Instant::now();
+        let timer =
+            tokio::time::sleep_until(next_deadline(last_received, silence_limit, auth_deadline));
+        tokio::pin!(timer);
+        // A close is queued: input is no longer processed, timers queue nothing more.
+        let mut closing = false;
+        // The last frame is written (or in the backlog): end once the backlog is written.
+        let mut ending = false;
+        // Whether to linger reading after the close, so that the client reads it.
+        let mut linger = true;
+        // Whether input is looked at before the queue on the next wake-up.
+        let mut read_first = true;
 
-    'connection: loop {
-        for event in std::mem::take(&mut events) {
-            if ending {
-                break;
-            }
-            let result = match event {
-                Event::Message(frame) => {
-                    if !closing && Box::pin(session.receive(frame)).await == Flow::Close {
+        'connection: loop {
+            for event in std::mem::take(&mut events) {
+                if ending {
+                    break;
+                }
+                let result = match event {
+                    Event::Message(frame) => {
+                        if !closing && Box::pin(session.receive(frame)).await == Flow::Close {
+                            closing = true;
+                            connection.close();
+                        }
+                        Ok(())
+                    }
+                    Event::Ping(payload) => socket.write_frame(&frame::pong(&payload)),
+                    Event::Close(payload) => {
+                        ending = true;
+                        linger = false;
+                        socket.write_frame(&frame::close_echo(&payload))
+                    }
+                    Event::Text => {
+                        tracing::warn!(
+                            event = "INVALID_MESSAGE",
+                            connection = connection.id,
+                            "text frame on the binary endpoint; closing"
+                        );
                         closing = true;
                         connection.close();
+                        Ok(())
                     }
-                    Ok(())
-                }
-                Event::Ping(payload) => socket.write_frame(&frame::pong(&payload)),
-                Event::Close(payload) => {
-                    ending = true;
-                    linger = false;
-                    socket.write_frame(&frame::close_echo(&payload))
-                }
-                Event::Text => {
-                    tracing::warn!(
-                        event = "INVALID_MESSAGE",
-                        connection = connection.id,
-                        "text frame on the binary endpoint; closing"
-                    );
-                    closing = true;
-                    connection.close();
-                    Ok(())
-                }
-                Event::Fail(code, reason) => {
-                    if code == CLOSE_TOO_BIG {
-                        tracing::warn!(
-                            event = "MAXIMUM_MESSAGE_SIZE_EXCEEDED",
-                            connection = connection.id,
-                            "{reason}; closing"
-                        );
-                    } else {
-                        tracing::debug!(
-                            connection = connection.id,
-                            "websocket error: {reason}; closing with {code}"
-                        );
+                    Event::Fail(code, reason) => {
+                        if code == CLOSE_TOO_BIG {
+                            tracing::warn!(
+                                event = "MAXIMUM_MESSAGE_SIZE_EXCEEDED",
+                                connection = connection.id,
+                                "{reason}; closing"
+                            );
+                        } else {
+                            tracing::debug!(
+                                connection = connection.id,
+                                "websocket error: {reason}; closing with {code}"
+                            );
+                        }
+                        ending = true;
+                        socket.write_frame(&frame::close_frame(code, reason))
                     }
-                    ending = true;
-                    socket.write_frame(&frame::close_frame(code, reason))
+                };
+                if result.is_err() {
+                    break 'connection;
                 }
-            };
-            if result.is_err() {
-                break 'connection;
             }
-        }
-        if ending && !socket.has_backlog() {
-            break;
-        }
+            if ending && !socket.has_backlog() {
+                break;
+            }
 
-        let backlog = socket.has_backlog();
-        tokio::select! {
-            biased;
-            ready = socket.stream.readable(), if !closing && !ending => {
-                match ready.and_then(|()| socket.read(&mut events)) {
-                    Ok(Read::Data) => last_received = Instant::now(),
-                    Ok(Read::WouldBlock) => {}
-                    Ok(Read::Eof) | Err(_) => {
+            let backlog = socket.has_backlog();
+            let want_read = !closing && !ending;
+            let want_queue = !backlog && !ending;
+            // Polled by hand rather than with `select!`: readiness and the queue's waker live in
+            // the socket and the connection, so the task stores no wait futures. Reading and
+            // writing the queue take turns first.
+            let wake = poll_fn(|cx| {
+                if read_first && want_read && socket.stream.poll_read_ready(cx)?.is_ready() {
+                    return Poll::Ready(Ok(Wake::Read));
+                }
+                if want_queue && connection.poll_queued(cx).is_ready() {
+                    return Poll::Ready(Ok(Wake::Queued));
+                }
+                if !read_first && want_read && socket.stream.poll_read_ready(cx)?.is_ready() {
+                    return Poll::Ready(Ok(Wake::Read));
+                }
+                if backlog && socket.stream.poll_write_ready(cx)?.is_ready() {
+                    return Poll::Ready(Ok(Wake::Write));
+                }
+                if timer.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Ok(Wake::Timer));
+                }
+                Poll::Pending
+            })
+            .await;
+            let wake: io::Result<Wake> = wake;
+            match wake {
+                Err(error) => {
+                    tracing::debug!(connection = connection.id, "websocket error: {error}");
+                    linger = false;
+                    break;
+                }
+                Ok(Wake::Read) => {
+                    read_first = false;
+                    match socket.read(&mut events) {
+                        Ok(Read::Data) => last_received = Instant::now(),
+                        Ok(Read::WouldBlock) => {}
+                        Ok(Read::Eof) | Err(_) => {
+                            linger = false;
+                            break;
+                        }
+                    }
+                }
+                Ok(Wake::Write) => {
+                    if socket.flush_backlog().is_err() {
+                        break;
+                    }
+                }
+                Ok(Wake::Queued) => {
+                    read_first = true;
+                    let mut more = false;
+                    match socket.write_queued(&connection, &mut more) {
+                        Ok(close) => {
+                            if close {
+                                closing = true;
+                                ending = true;
+                            }
+                            if more {
+                                // Go on after a turn for the reader.
+                                connection.wake();
+                            }
+                        }
+                        Err(error) => {
+                            tracing::debug!(
+                                connection = connection.id,
+                                "websocket write failed: {error}"
+                            );
+                            break;
+                        }
+                    }
+                }
+                Ok(Wake::Timer) => {
+                    let now = Instant::now();
+                    if now.duration_since(last_received) >= silence_limit {
+                        tracing::error!(
+                            event = "HEARTBEAT_MISSING",
+                            connection = connection.id,
+                            "Heartbeat missing on websocket, terminating connection"
+                        );
                         linger = false;
                         break;
                     }
-                }
-            }
-            ready = socket.stream.writable(), if backlog => {
-                if ready.and_then(|()| socket.flush_backlog()).is_err() {
-                    break;
-                }
-            }
-            () = connection.queue_notified(), if !backlog && !ending => {
-                let mut more = false;
-                match socket.write_queued(&connection, &mut more) {
-                    Ok(close) => {
-                        if close {
-                            closing = true;
-                            ending = true;
-                        }
-                        if more {
-                            // Go on after a turn for the reader.
-                            connection.queued.notify_one();
-                        }
+                    if session.is_authenticated() || closing {
+                        auth_deadline = None;
+                    } else if auth_deadline.is_some_and(|deadline| deadline <= now) {
+                        auth_deadline = None;
+                        connection.send(&Message::new(
+                            Topic::Connection,
+                            ConnectionAction::AuthenticationTimeout,
+                        ));
+                        closing = true;
+                        connection.close();
                     }
-                    Err(error) => {
-                        tracing::debug!(connection = connection.id, "websocket write failed: {error}");
-                        break;
-                    }
-                }
-            }
-            () = &mut timer => {
-                let now = Instant::now();
-                if now.duration_since(last_received) >= silence_limit {
-                    tracing::error!(
-                        event = "HEARTBEAT_MISSING",
-                        connection = connection.id,
-                        "Heartbeat missing on websocket, terminating connection"
-                    );
-                    linger = false;
-                    break;
-                }
-                if session.is_authenticated() || closing {
-                    auth_deadline = None;
-                } else if auth_deadline.is_some_and(|deadline| deadline <= now) {
-                    auth_deadline = None;
-                    connection.send(&Message::new(
-                        Topic::Connection,
-                        ConnectionAction::AuthenticationTimeout,
+                    timer.as_mut().reset(next_deadline(
+                        last_received,
+                        silence_limit,
+                        auth_deadline,
                     ));
-                    closing = true;
-                    connection.close();
                 }
-                timer.as_mut().reset(next_deadline(last_received, silence_limit, auth_deadline));
             }
         }
-    }
-    session.closed();
-    drop(registered);
-    drop(connection);
-    if linger {
-        let _ = tokio::time::timeout(LINGER, discard_input(socket.stream)).await;
+        session.closed();
+        drop(registered);
+        drop(connection);
+        if linger {
+            // Boxed: only closing connections pay for the linger's timer.
+            let _ = Box::pin(tokio::time::timeout(LINGER, discard_input(socket.stream))).await;
+        }
     }
 }
 

@@ -367,7 +367,8 @@ fn upgrade(
         return text(StatusCode::BAD_REQUEST, "Expected a WebSocket upgrade.");
     };
     let accept = derive_accept_key(key.as_bytes());
-    let handshake = handshake_data(&request, peer);
+    // Boxed: the connection's task keeps only a pointer until the login drops it.
+    let handshake = Box::new(handshake_data(&request, peer));
     let upgrade = hyper::upgrade::on(&mut request);
     tokio::spawn(async move {
         match upgrade.await {
@@ -375,7 +376,14 @@ fn upgrade(
             Ok(upgraded) => match upgraded.downcast::<TokioIo<TcpStream>>() {
                 Ok(parts) => {
                     let stream = parts.io.into_inner();
-                    websocket::serve(server, stream, parts.read_buf, options, handshake).await;
+                    // A task of its own: this one (and what it holds) ends here.
+                    tokio::spawn(websocket::serve(
+                        server,
+                        stream,
+                        parts.read_buf,
+                        options,
+                        handshake,
+                    ));
                 }
                 Err(_) => tracing::error!("websocket upgrade from {peer}: not a TCP stream"),
             },
