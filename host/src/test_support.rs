@@ -3,10 +3,8 @@
 
 use std::sync::Arc;
 
-use tokio::sync::mpsc::UnboundedReceiver;
-
 use crate::{
-    connection::{Connection, ConnectionHandle, Outbound, User},
+    connection::{Connection, ConnectionHandle, Outbound, Outbox, User},
     protocol::{self, Topic},
     services::{
         StateRegistry, StateRegistryFactory,
@@ -20,7 +18,7 @@ pub struct Client {
     /// The handle handlers get.
     pub connection: ConnectionHandle,
     /// Frames queued for the transport.
-    outbound: UnboundedReceiver<Outbound>,
+    outbound: Outbox,
 }
 
 impl Client {
@@ -41,7 +39,7 @@ impl Client {
     /// Every message sent to the connection since the last call, decoded.
     pub fn messages(&mut self) -> Vec<protocol::Message> {
         let mut messages = Vec::new();
-        while let Ok(outbound) = self.outbound.try_recv() {
+        while let Some(outbound) = self.outbound.try_recv() {
             if let Outbound::Frame(frame) = outbound {
                 messages.push(protocol::decode(frame).expect("server frames decode"));
             }

@@ -40,7 +40,7 @@ pub struct Session {
     max_auth_attempts: u32,
     /// `{remoteAddress, headers, referer}`, handed to authentication; dropped after login so
     /// idle connections do not keep their HTTP headers.
-    handshake: Option<serde_json::Value>,
+    handshake: Option<Box<serde_json::Value>>,
 }
 
 impl Session {
@@ -48,7 +48,7 @@ impl Session {
         server: Arc<Server>,
         connection: ConnectionHandle,
         max_auth_attempts: u32,
-        handshake: serde_json::Value,
+        handshake: Box<serde_json::Value>,
     ) -> Self {
         Session {
             server,
@@ -143,7 +143,10 @@ impl Session {
                 return Flow::Close;
             }
         };
-        let handshake = self.handshake.as_ref().unwrap_or(&serde_json::Value::Null);
+        let handshake = self
+            .handshake
+            .as_deref()
+            .unwrap_or(&serde_json::Value::Null);
         let verdict = self.server.authenticate(handshake, &auth_data).await;
         let valid = verdict.as_ref().is_some_and(|v| v.is_valid);
         self.server.services.monitoring.on_login(valid, "websocket");

@@ -2,151 +2,422 @@
 //! (protocol.md §1.2, §1.7, §1.9, §1.10).
 //!
 //! One task per connection reads frames into the [`Session`] and writes the connection's
-//! queued frames, feeding every frame that is ready before one flush (so a burst of broadcasts
-//! costs one write). Idle connections hold small buffers: the read buffer starts at a few KB.
+//! queued frames, writing every frame that is ready with one `writev` (so a burst of
+//! broadcasts costs one write). Idle connections hold no buffers: reads go into a per-thread
+//! scratch buffer and only an incomplete frame is kept (see [`frame`](super::frame)); writes go
+//! straight to the socket and only what the socket does not take is kept, until it does. One
+//! timer serves both the heartbeat check and the login deadline; shutdown reaches the task
+//! through the connection's queue ([`Server::shutdown`] closes every registered connection).
 
-use std::{sync::Arc, time::Duration};
-
-use futures_util::{SinkExt, StreamExt};
-use tokio::{
-    io::{AsyncRead, AsyncWrite},
-    time::{Instant, MissedTickBehavior},
-};
-use tokio_tungstenite::{
-    WebSocketStream,
-    tungstenite::{
-        Message as WsMessage,
-        protocol::{CloseFrame, WebSocketConfig, frame::coding::CloseCode},
-    },
+use std::{
+    cell::RefCell,
+    future::{Future, poll_fn},
+    io::{self, IoSlice},
+    sync::Arc,
+    task::Poll,
+    time::Duration,
 };
 
-use super::{Connection, Flow, Outbound, Session};
+use bytes::Bytes;
+use tokio::{net::TcpStream, time::Instant};
+
+use super::{
+    Connection, Flow, Outbound, Session,
+    frame::{self, CLOSE_TOO_BIG, Decoder, Event},
+};
 use crate::{
     config::WebSocketEndpointOptions,
     protocol::{ConnectionAction, Message, Topic},
     server::Server,
 };
 
-/// Frames written per flush at most, so one busy connection cannot starve its reader.
+/// Frames written per turn at most, so one busy connection cannot starve its reader.
 const MAX_BATCH: usize = 256;
+/// Frames per `writev`.
+const WRITE_CHUNK: usize = 64;
+/// The per-thread read buffer.
+const SCRATCH_SIZE: usize = 64 * 1024;
+/// How long a closing connection keeps reading (and discarding) so that the client sees the
+/// close frame rather than a reset.
+const LINGER: Duration = Duration::from_millis(500);
 
-/// The WebSocket settings for an endpoint's options.
-pub fn websocket_config(options: &WebSocketEndpointOptions) -> WebSocketConfig {
-    let max = usize::try_from(options.max_message_size).unwrap_or(usize::MAX);
-    WebSocketConfig::default()
-        .read_buffer_size(512)
-        .max_message_size(Some(max))
-        .max_frame_size(Some(max))
+thread_local! {
+    /// Where every connection served by this thread reads into.
+    static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; SCRATCH_SIZE].into_boxed_slice());
 }
 
-/// Runs one client connection until it closes.
-pub async fn serve<S>(
+/// The socket side of a connection: the decoder and what the socket has not taken yet.
+struct Socket {
+    stream: TcpStream,
+    decoder: Decoder,
+    /// Bytes the socket did not take yet; empty (and unallocated) most of the time.
+    backlog: Vec<u8>,
+    /// How much of `backlog` is written.
+    backlog_at: usize,
+}
+
+/// Why the task woke up.
+enum Wake {
+    Read,
+    Write,
+    Queued,
+    Timer,
+}
+
+/// What one read produced.
+enum Read {
+    Data,
+    Eof,
+    WouldBlock,
+}
+
+impl Socket {
+    fn has_backlog(&self) -> bool {
+        !self.backlog.is_empty()
+    }
+
+    /// Reads what is available and decodes it into `events`.
+    fn read(&mut self, events: &mut Vec<Event>) -> io::Result<Read> {
+        SCRATCH.with_borrow_mut(|scratch| match self.stream.try_read(scratch) {
+            Ok(0) => Ok(Read::Eof),
+            Ok(read) => {
+                self.decoder.feed(&mut scratch[..read], events);
+                Ok(Read::Data)
+            }
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => Ok(Read::WouldBlock),
+            Err(error) => Err(error),
+        })
+    }
+
+    /// Writes `slices` (after the backlog); what the socket does not take joins the backlog.
+    fn write(&mut self, slices: &[IoSlice<'_>]) -> io::Result<()> {
+        let mut written = 0;
+        if !self.has_backlog() {
+            written = match self.stream.try_write_vectored(slices) {
+                Ok(written) => written,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => 0,
+                Err(error) => return Err(error),
+            };
+        }
+        for slice in slices {
+            if written >= slice.len() {
+                written -= slice.len();
+                continue;
+            }
+            self.backlog.extend_from_slice(&slice[written..]);
+            written = 0;
+        }
+        Ok(())
+    }
+
+    /// Writes a control frame.
+    fn write_frame(&mut self, frame: &[u8]) -> io::Result<()> {
+        self.write(&[IoSlice::new(frame)])
+    }
+
+    /// Writes what the backlog holds, as far as the socket takes it.
+    fn flush_backlog(&mut self) -> io::Result<()> {
+        while self.backlog_at < self.backlog.len() {
+            match self.stream.try_write(&self.backlog[self.backlog_at..]) {
+                Ok(written) => self.backlog_at += written,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(error) => return Err(error),
+            }
+        }
+        self.backlog = Vec::new();
+        self.backlog_at = 0;
+        Ok(())
+    }
+
+    /// Writes up to [`MAX_BATCH`] queued frames; `Ok(true)` when a close was queued (it is
+    /// written after the frames before it). `more` is set when frames are left in the queue.
+    fn write_queued(&mut self, connection: &Connection, more: &mut bool) -> io::Result<bool> {
+        let mut batch = Vec::new();
+        let mut taken = 0;
+        while taken < MAX_BATCH && !self.has_backlog() {
+            batch.clear();
+            let count = connection.take_queued(&mut batch, WRITE_CHUNK.min(MAX_BATCH - taken));
+            if count == 0 {
+                return Ok(false);
+            }
+            taken += count;
+            let mut headers = [([0u8; 10], 0usize); WRITE_CHUNK];
+            let mut close = false;
+            for (item, header) in batch.iter().zip(headers.iter_mut()) {
+                match item {
+                    Outbound::Frame(frame) => *header = frame::binary_header(frame.len()),
+                    Outbound::Close => {
+                        close = true;
+                        break;
+                    }
+                }
+            }
+            let close_frame = frame::close_echo(&[]);
+            let mut slices = [IoSlice::new(&[]); 2 * WRITE_CHUNK + 1];
+            let mut used = 0;
+            for (item, (header, length)) in batch.iter().zip(&headers) {
+                let Outbound::Frame(frame) = item else {
+                    break;
+                };
+                slices[used] = IoSlice::new(&header[..*length]);
+                slices[used + 1] = IoSlice::new(frame);
+                used += 2;
+            }
+            if close {
+                slices[used] = IoSlice::new(&close_frame);
+                used += 1;
+            }
+            self.write(&slices[..used])?;
+            if close {
+                return Ok(true);
+            }
+        }
+        *more = connection.has_queued();
+        Ok(false)
+    }
+}
+
+/// The task that runs one client connection until it closes. `read_ahead` holds bytes the
+/// HTTP layer read past the upgrade request.
+///
+/// The set-up runs here, outside the task: the task's future captures only what it uses and
+/// uses it in place, so nothing is stored twice in it (async fn arguments would be).
+pub fn serve(
     server: Arc<Server>,
-    socket: WebSocketStream<S>,
+    stream: TcpStream,
+    read_ahead: Bytes,
     options: Arc<WebSocketEndpointOptions>,
-    handshake: serde_json::Value,
-) where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let (connection, mut outbound) = Connection::new(server.next_connection_id(), "ws-binary");
-    let _registered = server.register_connection(&connection);
+    handshake: Box<serde_json::Value>,
+) -> impl Future<Output = ()> + Send + 'static {
+    let (connection, _) = Connection::new(server.next_connection_id(), "ws-binary");
+    let registered = server.register_connection(&connection);
     let mut session = Session::new(
         server.clone(),
         connection.clone(),
         options.max_auth_attempts,
         handshake,
     );
-    let (mut sink, mut stream) = socket.split();
-    let mut shutdown = server.shutdown_signal();
+    let mut socket = Socket {
+        stream,
+        decoder: Decoder::new(options.max_message_size),
+        backlog: Vec::new(),
+        backlog_at: 0,
+    };
+    let mut events = Vec::new();
+    if !read_ahead.is_empty() {
+        socket.decoder.feed(&mut read_ahead.to_vec(), &mut events);
+    }
+    drop(read_ahead);
 
-    let auth_deadline = options
+    let silence_limit = options.heartbeat_interval.max(Duration::from_millis(100)) * 2;
+    let mut auth_deadline = options
         .unauthenticated_client_timeout
         .map(|timeout| Instant::now() + timeout);
-    let heartbeat = options.heartbeat_interval.max(Duration::from_millis(100));
-    let mut heartbeat_check = tokio::time::interval_at(Instant::now() + heartbeat, heartbeat);
-    heartbeat_check.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut last_received = Instant::now();
-    // Once a close is queued, timers and shutdown must not queue more.
-    let mut closing = false;
+    async move {
+        let mut last_received = Instant::now();
+        let timer =
+            tokio::time::sleep_until(next_deadline(last_received, silence_limit, auth_deadline));
+        tokio::pin!(timer);
+        // A close is queued: input is no longer processed, timers queue nothing more.
+        let mut closing = false;
+        // The last frame is written (or in the backlog): end once the backlog is written.
+        let mut ending = false;
+        // Whether to linger reading after the close, so that the client reads it.
+        let mut linger = true;
+        // Whether input is looked at before the queue on the next wake-up.
+        let mut read_first = true;
 
-    loop {
-        tokio::select! {
-            incoming = stream.next() => match incoming {
-                Some(Ok(WsMessage::Binary(frame))) => {
-                    last_received = Instant::now();
-                    // After a close is queued, nothing more from the client is processed.
-                    if !closing && session.receive(frame).await == Flow::Close {
+        'connection: loop {
+            for event in std::mem::take(&mut events) {
+                if ending {
+                    break;
+                }
+                let result = match event {
+                    Event::Message(frame) => {
+                        if !closing && Box::pin(session.receive(frame)).await == Flow::Close {
+                            closing = true;
+                            connection.close();
+                        }
+                        Ok(())
+                    }
+                    Event::Ping(payload) => socket.write_frame(&frame::pong(&payload)),
+                    Event::Close(payload) => {
+                        ending = true;
+                        linger = false;
+                        socket.write_frame(&frame::close_echo(&payload))
+                    }
+                    Event::Text => {
+                        tracing::warn!(
+                            event = "INVALID_MESSAGE",
+                            connection = connection.id,
+                            "text frame on the binary endpoint; closing"
+                        );
                         closing = true;
                         connection.close();
+                        Ok(())
                     }
-                }
-                Some(Ok(WsMessage::Text(_))) => {
-                    tracing::warn!(event = "INVALID_MESSAGE", connection = connection.id, "text frame on the binary endpoint; closing");
-                    closing = true;
-                    connection.close();
-                }
-                Some(Ok(WsMessage::Close(_))) | None => break,
-                Some(Ok(_)) => last_received = Instant::now(),
-                Some(Err(tokio_tungstenite::tungstenite::Error::Capacity(error))) => {
-                    tracing::warn!(event = "MAXIMUM_MESSAGE_SIZE_EXCEEDED", connection = connection.id, "{error}; closing");
-                    let frame = CloseFrame { code: CloseCode::Size, reason: "message too big".into() };
-                    let _ = sink.send(WsMessage::Close(Some(frame))).await;
-                    break;
-                }
-                Some(Err(error)) => {
-                    tracing::debug!(connection = connection.id, "websocket error: {error}");
-                    break;
-                }
-            },
-            queued = outbound.recv() => {
-                let mut next = queued;
-                let mut done = false;
-                let mut fed = 0;
-                while let Some(item) = next {
-                    match item {
-                        Outbound::Frame(frame) => {
-                            if sink.feed(WsMessage::Binary(frame)).await.is_err() {
-                                done = true;
-                                break;
-                            }
+                    Event::Fail(code, reason) => {
+                        if code == CLOSE_TOO_BIG {
+                            tracing::warn!(
+                                event = "MAXIMUM_MESSAGE_SIZE_EXCEEDED",
+                                connection = connection.id,
+                                "{reason}; closing"
+                            );
+                        } else {
+                            tracing::debug!(
+                                connection = connection.id,
+                                "websocket error: {reason}; closing with {code}"
+                            );
                         }
-                        Outbound::Close => {
-                            done = true;
+                        ending = true;
+                        socket.write_frame(&frame::close_frame(code, reason))
+                    }
+                };
+                if result.is_err() {
+                    break 'connection;
+                }
+            }
+            if ending && !socket.has_backlog() {
+                break;
+            }
+
+            let backlog = socket.has_backlog();
+            let want_read = !closing && !ending;
+            let want_queue = !backlog && !ending;
+            // Polled by hand rather than with `select!`: readiness and the queue's waker live in
+            // the socket and the connection, so the task stores no wait futures. Reading and
+            // writing the queue take turns first.
+            let wake = poll_fn(|cx| {
+                if read_first && want_read && socket.stream.poll_read_ready(cx)?.is_ready() {
+                    return Poll::Ready(Ok(Wake::Read));
+                }
+                if want_queue && connection.poll_queued(cx).is_ready() {
+                    return Poll::Ready(Ok(Wake::Queued));
+                }
+                if !read_first && want_read && socket.stream.poll_read_ready(cx)?.is_ready() {
+                    return Poll::Ready(Ok(Wake::Read));
+                }
+                if backlog && socket.stream.poll_write_ready(cx)?.is_ready() {
+                    return Poll::Ready(Ok(Wake::Write));
+                }
+                if timer.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Ok(Wake::Timer));
+                }
+                Poll::Pending
+            })
+            .await;
+            let wake: io::Result<Wake> = wake;
+            match wake {
+                Err(error) => {
+                    tracing::debug!(connection = connection.id, "websocket error: {error}");
+                    linger = false;
+                    break;
+                }
+                Ok(Wake::Read) => {
+                    read_first = false;
+                    match socket.read(&mut events) {
+                        Ok(Read::Data) => last_received = Instant::now(),
+                        Ok(Read::WouldBlock) => {}
+                        Ok(Read::Eof) | Err(_) => {
+                            linger = false;
                             break;
                         }
                     }
-                    fed += 1;
-                    next = if fed < MAX_BATCH { outbound.try_recv().ok() } else { None };
                 }
-                if sink.flush().await.is_err() || done {
-                    let _ = sink.send(WsMessage::Close(None)).await;
-                    break;
+                Ok(Wake::Write) => {
+                    if socket.flush_backlog().is_err() {
+                        break;
+                    }
                 }
-            },
-            _ = sleep_until(auth_deadline), if !closing && !session.is_authenticated() => {
-                connection.send(&Message::new(Topic::Connection, ConnectionAction::AuthenticationTimeout));
-                closing = true;
-                connection.close();
-            },
-            _ = heartbeat_check.tick() => {
-                if last_received.elapsed() > heartbeat * 2 {
-                    tracing::error!(event = "HEARTBEAT_MISSING", connection = connection.id, "Heartbeat missing on websocket, terminating connection");
-                    break;
+                Ok(Wake::Queued) => {
+                    read_first = true;
+                    let mut more = false;
+                    match socket.write_queued(&connection, &mut more) {
+                        Ok(close) => {
+                            if close {
+                                closing = true;
+                                ending = true;
+                            }
+                            if more {
+                                // Go on after a turn for the reader.
+                                connection.wake();
+                            }
+                        }
+                        Err(error) => {
+                            tracing::debug!(
+                                connection = connection.id,
+                                "websocket write failed: {error}"
+                            );
+                            break;
+                        }
+                    }
                 }
-            },
-            _ = shutdown.recv(), if !closing => {
-                closing = true;
-                connection.close();
-            },
+                Ok(Wake::Timer) => {
+                    let now = Instant::now();
+                    if now.duration_since(last_received) >= silence_limit {
+                        tracing::error!(
+                            event = "HEARTBEAT_MISSING",
+                            connection = connection.id,
+                            "Heartbeat missing on websocket, terminating connection"
+                        );
+                        linger = false;
+                        break;
+                    }
+                    if session.is_authenticated() || closing {
+                        auth_deadline = None;
+                    } else if auth_deadline.is_some_and(|deadline| deadline <= now) {
+                        auth_deadline = None;
+                        connection.send(&Message::new(
+                            Topic::Connection,
+                            ConnectionAction::AuthenticationTimeout,
+                        ));
+                        closing = true;
+                        connection.close();
+                    }
+                    timer.as_mut().reset(next_deadline(
+                        last_received,
+                        silence_limit,
+                        auth_deadline,
+                    ));
+                }
+            }
+        }
+        session.closed();
+        drop(registered);
+        drop(connection);
+        if linger {
+            // Boxed: only closing connections pay for the linger's timer.
+            let _ = Box::pin(tokio::time::timeout(LINGER, discard_input(socket.stream))).await;
         }
     }
-    session.closed();
 }
 
-/// Sleeps until the deadline, or forever without one.
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
+/// The next time the timer must look: the heartbeat check or the login deadline.
+fn next_deadline(
+    last_received: Instant,
+    silence_limit: Duration,
+    auth: Option<Instant>,
+) -> Instant {
+    let heartbeat = last_received + silence_limit;
+    auth.map_or(heartbeat, |auth| auth.min(heartbeat))
+}
+
+/// Shuts the sending side and reads until the client closes, so that unread input does not
+/// turn the close into a reset that could overtake the close frame.
+async fn discard_input(mut stream: TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    if stream.shutdown().await.is_err() {
+        return;
+    }
+    loop {
+        if stream.readable().await.is_err() {
+            return;
+        }
+        let read = SCRATCH.with_borrow_mut(|scratch| stream.try_read(scratch));
+        match read {
+            Ok(0) => return,
+            Err(error) if error.kind() != io::ErrorKind::WouldBlock => return,
+            _ => {}
+        }
     }
 }

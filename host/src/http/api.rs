@@ -156,19 +156,19 @@ pub async fn batch(
 /// Runs one element on its own virtual connection and waits for its final reply.
 async fn run(server: Arc<Server>, user: Arc<User>, request: Request) -> Value {
     let id = server.next_connection_id();
-    let (connection, mut replies) = Connection::new(id, "http");
+    let (connection, replies) = Connection::new(id, "http");
     connection.set_user(User::clone(&user));
     let message = request.to_message(&format!("http-{id}"));
     server.process(&connection, message).await;
     if request.answered_at_once() {
         return match replies.try_recv() {
-            Ok(_) => jif::event_denied(),
-            Err(_) => json!({ "success": true }),
+            Some(_) => jif::event_denied(),
+            None => json!({ "success": true }),
         };
     }
     loop {
         match replies.recv().await {
-            Some(Outbound::Frame(frame)) => {
+            Outbound::Frame(frame) => {
                 let Ok(reply) = protocol::decode(frame) else {
                     continue;
                 };
@@ -177,9 +177,7 @@ async fn run(server: Arc<Server>, user: Arc<User>, request: Request) -> Value {
                     return result;
                 }
             }
-            Some(Outbound::Close) => continue,
-            // The sender lives in `connection`, which is alive here.
-            None => return jif::timeout_result(),
+            Outbound::Close => continue,
         }
     }
 }

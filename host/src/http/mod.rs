@@ -16,11 +16,8 @@ use hyper::{
     service::service_fn,
 };
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
-use tokio_tungstenite::{
-    WebSocketStream,
-    tungstenite::{handshake::derive_accept_key, protocol::Role},
-};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 use crate::{
     config::{EndpointOptions, HttpEndpointOptions, WebSocketEndpointOptions},
@@ -370,20 +367,26 @@ fn upgrade(
         return text(StatusCode::BAD_REQUEST, "Expected a WebSocket upgrade.");
     };
     let accept = derive_accept_key(key.as_bytes());
-    let handshake = handshake_data(&request, peer);
+    // Boxed: the connection's task keeps only a pointer until the login drops it.
+    let handshake = Box::new(handshake_data(&request, peer));
     let upgrade = hyper::upgrade::on(&mut request);
     tokio::spawn(async move {
         match upgrade.await {
-            Ok(upgraded) => {
-                let config = websocket::websocket_config(&options);
-                let socket = WebSocketStream::from_raw_socket(
-                    TokioIo::new(upgraded),
-                    Role::Server,
-                    Some(config),
-                )
-                .await;
-                websocket::serve(server, socket, options, handshake).await;
-            }
+            // Take the socket back from hyper: the transport reads and writes it directly.
+            Ok(upgraded) => match upgraded.downcast::<TokioIo<TcpStream>>() {
+                Ok(parts) => {
+                    let stream = parts.io.into_inner();
+                    // A task of its own: this one (and what it holds) ends here.
+                    tokio::spawn(websocket::serve(
+                        server,
+                        stream,
+                        parts.read_buf,
+                        options,
+                        handshake,
+                    ));
+                }
+                Err(_) => tracing::error!("websocket upgrade from {peer}: not a TCP stream"),
+            },
             Err(error) => tracing::debug!("websocket upgrade from {peer} failed: {error}"),
         }
     });

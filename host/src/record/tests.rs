@@ -13,11 +13,10 @@ use std::{
 
 use parking_lot::Mutex;
 use serde_json::{Value, json};
-use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::*;
 use crate::{
-    connection::{Connection, Outbound},
+    connection::{Connection, Outbound, Outbox},
     protocol::{self, RecordAction as A},
     services::{
         Answer, Lifecycle, PermissionRequest, ServiceError, StateRegistryFactory, StoredRecord,
@@ -183,14 +182,14 @@ struct Setup {
 /// A client connection and what was sent to it.
 struct Client {
     connection: ConnectionHandle,
-    frames: UnboundedReceiver<Outbound>,
+    frames: Outbox,
 }
 
 impl Client {
     /// Everything received since the last call, decoded.
     fn received(&mut self) -> Vec<Message> {
         let mut messages = Vec::new();
-        while let Ok(Outbound::Frame(frame)) = self.frames.try_recv() {
+        while let Some(Outbound::Frame(frame)) = self.frames.try_recv() {
             messages.push(protocol::decode(frame).expect("the server sent a decodable frame"));
         }
         messages

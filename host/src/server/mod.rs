@@ -6,7 +6,7 @@ use std::{
     collections::HashMap,
     sync::{
         Arc,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -59,6 +59,8 @@ pub struct Server {
     connections: Mutex<HashMap<u64, ConnectionHandle>>,
     /// Fires once when the server shuts down.
     shutdown: broadcast::Sender<()>,
+    /// Set when shutdown starts; connections registered later close at once.
+    shutting_down: AtomicBool,
     /// sdkType → versions seen in challenges (server.md §2.4.12 `getClientVersions`).
     client_versions: Mutex<HashMap<String, Vec<String>>>,
 }
@@ -94,6 +96,7 @@ impl Server {
             next_connection_id: AtomicU64::new(1),
             connections: Mutex::default(),
             shutdown,
+            shutting_down: AtomicBool::new(false),
             client_versions: Mutex::default(),
         });
         Ok(server)
@@ -111,11 +114,15 @@ impl Server {
         self.next_connection_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Tracks an open connection until the returned guard drops.
+    /// Tracks an open connection until the returned guard drops; a connection registered
+    /// once shutdown has started is closed at once.
     pub fn register_connection(self: &Arc<Self>, connection: &ConnectionHandle) -> Registration {
         self.connections
             .lock()
             .insert(connection.id, connection.clone());
+        if self.shutting_down.load(Ordering::SeqCst) {
+            connection.close();
+        }
         Registration {
             server: self.clone(),
             id: connection.id,
@@ -287,6 +294,7 @@ impl Server {
 
     /// Stops accepting, closes every connection, then closes services in reverse order.
     pub async fn shutdown(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
         let _ = self.shutdown.send(());
         let open: Vec<ConnectionHandle> = self.connections.lock().values().cloned().collect();
         for connection in &open {
