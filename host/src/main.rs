@@ -7,6 +7,13 @@ use std::{
 };
 
 use clap::{Args, Parser, Subcommand};
+use deepstream::{
+    auth::hash::PasswordHasher,
+    config::{Config, LogLevel, Overrides},
+    plugin::{Loader, slot_list},
+    server::Server,
+};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 /// mimalloc keeps per-connection memory about a fifth lower than the system allocator under
 /// many small long-lived allocations (measured: 9.8 vs 12.5 KB per idle connection).
@@ -25,14 +32,6 @@ fn disable_transparent_huge_pages() {
         let _ = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
     }
 }
-
-use deepstream::{
-    auth::hash::PasswordHasher,
-    config::{Config, LogLevel, Overrides},
-    plugin::{Loader, slot_list},
-    server::Server,
-};
-use tokio::signal::unix::{Signal, SignalKind, signal};
 
 #[derive(Parser)]
 #[command(
