@@ -283,3 +283,23 @@ async fn plugins_install_replaces_a_library_under_a_running_server() {
         "the server crashed after the library was replaced"
     );
 }
+
+/// Nothing configured is silently ignored: a slot this server cannot fill yet is refused,
+/// naming the key.
+#[test]
+fn sections_this_server_cannot_serve_yet_are_refused_naming_the_key() {
+    let yaml = format!(
+        "{}subscriptions:\n  path: {}\n",
+        base_config(free_port()),
+        library("logger_buffered").display()
+    );
+    let (status, stderr) = start_expecting_failure(&yaml);
+    assert!(!status.success());
+    let line = error_line(&stderr);
+    assert!(
+        line.starts_with(
+            "deepstream: subscriptions: subscription registry plugins are not supported"
+        ),
+        "{line}"
+    );
+}

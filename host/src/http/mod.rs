@@ -20,7 +20,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 use crate::{
-    config::{EndpointOptions, HttpEndpointOptions, WebSocketEndpointOptions},
+    config::{EndpointKind, EndpointOptions, HttpEndpointOptions, WebSocketEndpointOptions},
     connection::websocket,
     server::Server,
 };
@@ -52,7 +52,8 @@ pub async fn serve(server: Arc<Server>, listener: TcpListener) {
             .connection_endpoints
             .iter()
             .filter_map(|endpoint| match &endpoint.options {
-                EndpointOptions::WebSocket(options) => {
+                // ws-text and ws-json share the option type but not the protocol: not served.
+                EndpointOptions::WebSocket(options) if endpoint.kind == EndpointKind::WsBinary => {
                     Some((options.url_path.clone(), Arc::new(options.clone())))
                 }
                 _ => None,

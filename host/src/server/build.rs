@@ -7,7 +7,7 @@ use deepstream_plugin::abi::{PluginLibraryRef, Slot};
 
 use crate::{
     auth::{FileAuthentication, HttpAuthentication, StorageAuthentication},
-    config::{Config, PluginDecl},
+    config::{Config, EndpointKind, PluginDecl},
     plugin::{Library, LoadError, Loader, adapters::PluginService},
     services::{
         Authentication, ClusterNode, ClusterRegistry, ConnectionListener, Lifecycle, LockRegistry,
@@ -122,8 +122,51 @@ impl Builder<'_> {
     }
 }
 
+/// Refuses what the config asks for but this server does not provide yet, naming the key, so
+/// nothing configured is silently ignored. The built-in endpoint list of deepstream includes
+/// ws-text, ws-json and mqtt, so those are only logged as not served.
+fn check_supported(config: &Config) -> Result<(), BuildError> {
+    for (index, endpoint) in config.connection_endpoints.iter().enumerate() {
+        let key = format!("connectionEndpoints[{index}]");
+        match endpoint.kind {
+            EndpointKind::WsBinary | EndpointKind::Http => {}
+            EndpointKind::Custom => {
+                return Err(BuildError::new(
+                    &key,
+                    "connection endpoint plugins are not supported by this server yet",
+                ));
+            }
+            other => tracing::warn!(
+                event = "INVALID_CONFIG_DATA",
+                "{key}: {} is not supported by this server yet and is not served",
+                other.as_str()
+            ),
+        }
+    }
+    if config.subscriptions.is_external() {
+        return Err(BuildError::new(
+            "subscriptions",
+            "subscription registry plugins are not supported by this server yet; remove the section to use the built-in registry",
+        ));
+    }
+    if config.http_server.is_external()
+        || config
+            .http_server
+            .type_
+            .as_deref()
+            .is_some_and(|t| t != "default")
+    {
+        return Err(BuildError::new(
+            "httpServer",
+            "only the built-in HTTP service (type: default) is supported",
+        ));
+    }
+    Ok(())
+}
+
 /// Builds every service in the order of server.md §2.2.
 pub fn build(config: &Config) -> Result<Services, BuildError> {
+    check_supported(config)?;
     let mut b = Builder {
         config,
         loader: Loader::new(config.server_name.clone()),
