@@ -492,6 +492,30 @@ impl PgTable {
             name: unique_name(prefix),
         }
     }
+
+    /// Every row whose name starts with `prefix`, read directly from PostgreSQL:
+    /// name → (version, data).
+    pub async fn rows(
+        &self,
+        prefix: &str,
+    ) -> std::collections::BTreeMap<String, (i32, serde_json::Value)> {
+        let client = pg_client().await;
+        let sql = format!(
+            "SELECT name, version, data::text FROM public.\"{}\" WHERE starts_with(name, $1)",
+            self.name
+        );
+        client
+            .query(&sql, &[&prefix])
+            .await
+            .expect("reading the storage table")
+            .iter()
+            .map(|row| {
+                let data: String = row.get(2);
+                let data = serde_json::from_str(&data).expect("JSON in PostgreSQL");
+                (row.get(0), (row.get(1), data))
+            })
+            .collect()
+    }
 }
 
 impl Drop for PgTable {

@@ -515,18 +515,30 @@ async fn a_record_written_over_http_reaches_websocket_subscribers() {
     assert_eq!(update.parse_data().unwrap(), Some(json!({"title": "hi"})));
 }
 
+/// Record rules allowing everything.
+fn allow_records() -> Value {
+    json!({"create": true, "write": true, "read": true, "delete": true, "listen": true, "notify": true})
+}
+
+/// A server with Valve permissions: these record and event rules, everything else allowed.
+fn valve_server(record: Value, event: Value) -> ServerProcess {
+    let permissions = json!({
+        "record": record,
+        "event": event,
+        "rpc": {"*": {"provide": true, "request": true}},
+        "presence": {"*": {"allow": true}},
+    });
+    server(&format!(
+        "permission:\n  type: config\n  options:\n    permissions: {permissions}\n"
+    ))
+}
+
 #[tokio::test]
 async fn permission_denials_over_http_use_the_spec_results() {
-    let rules = "record:\n  \"*\":\n    create: true\n    write: true\n    read: true\n    delete: true\n    listen: true\n    notify: true\n  \"secret/*\":\n    read: false\n\
-                 event:\n  \"*\":\n    publish: true\n    subscribe: true\n    listen: true\n  \"private/*\":\n    publish: false\n\
-                 rpc:\n  \"*\":\n    provide: true\n    request: true\npresence:\n  \"*\":\n    allow: true\n";
-    let indented: String = rules
-        .lines()
-        .map(|line| format!("      {line}\n"))
-        .collect();
-    let server = server(&format!(
-        "permission:\n  type: config\n  options:\n    permissions:\n{indented}"
-    ));
+    let server = valve_server(
+        json!({"*": allow_records(), "secret/*": {"read": false}}),
+        json!({"*": {"publish": true, "subscribe": true, "listen": true}, "private/*": {"publish": false}}),
+    );
     let answer = api(
         &server,
         &json!({"body": [
@@ -553,16 +565,10 @@ async fn permission_denials_over_http_use_the_spec_results() {
 /// when its last result arrives, so the emit reports its own result, not a timeout.
 #[tokio::test]
 async fn an_emit_checked_against_a_cross_referenced_record_completes_without_the_timeout_quirk() {
-    let rules = "record:\n  \"*\":\n    create: true\n    write: true\n    read: true\n    delete: true\n    listen: true\n    notify: true\n\
-                 event:\n  \"*\":\n    publish: \"_('flags/open').value === true\"\n    subscribe: true\n    listen: true\n\
-                 rpc:\n  \"*\":\n    provide: true\n    request: true\npresence:\n  \"*\":\n    allow: true\n";
-    let indented: String = rules
-        .lines()
-        .map(|line| format!("      {line}\n"))
-        .collect();
-    let server = server(&format!(
-        "permission:\n  type: config\n  options:\n    permissions:\n{indented}"
-    ));
+    let server = valve_server(
+        json!({"*": allow_records()}),
+        json!({"*": {"publish": "_('flags/open').value === true", "subscribe": true, "listen": true}}),
+    );
     let closed = api(
         &server,
         &json!({"body": [{"topic": "event", "action": "emit", "eventName": "e"}]}),

@@ -482,31 +482,6 @@ fn stop(server: ServerProcess) {
     );
 }
 
-/// Rows of `table` whose name starts with `prefix`, read directly from PostgreSQL.
-async fn pg_rows(table: &PgTable, prefix: &str) -> BTreeMap<String, (i32, Value)> {
-    let client = pg_client().await;
-    let sql = format!(
-        "SELECT name, version, data::text FROM public.\"{}\" WHERE starts_with(name, $1)",
-        table.name
-    );
-    client
-        .query(&sql, &[&prefix])
-        .await
-        .expect("reading the storage table")
-        .iter()
-        .map(|row| {
-            let data: String = row.get(2);
-            (
-                row.get(0),
-                (
-                    row.get(1),
-                    serde_json::from_str(&data).expect("JSON in PostgreSQL"),
-                ),
-            )
-        })
-        .collect()
-}
-
 fn quoted(text: &str) -> String {
     serde_json::to_string(text).expect("a string")
 }
@@ -531,7 +506,7 @@ async fn postgres_cut_mid_run_loses_no_acknowledged_write() {
 
     let acked = run_with_cut(&mut server, &proxy, &prefix).await;
     stop(server);
-    assert_kept(&acked, &pg_rows(&table, &prefix).await, "PostgreSQL");
+    assert_kept(&acked, &table.rows(&prefix).await, "PostgreSQL");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -580,5 +555,5 @@ async fn redis_cache_cut_mid_run_loses_no_acknowledged_write() {
         }
     }
     assert_kept(&acked, &cached, "Redis");
-    assert_kept(&acked, &pg_rows(&table, &prefix).await, "PostgreSQL");
+    assert_kept(&acked, &table.rows(&prefix).await, "PostgreSQL");
 }

@@ -290,31 +290,6 @@ async fn sqlite_records_survive_a_restart() {
     stop(server);
 }
 
-/// Every row of `table` whose name starts with `prefix`: name → (version, data).
-async fn pg_rows(table: &PgTable, prefix: &str) -> Written {
-    let client = pg_client().await;
-    let sql = format!(
-        "SELECT name, version, data::text FROM public.\"{}\" WHERE starts_with(name, $1)",
-        table.name
-    );
-    client
-        .query(&sql, &[&prefix])
-        .await
-        .expect("reading the storage table")
-        .iter()
-        .map(|row| {
-            let data: String = row.get(2);
-            (
-                row.get(0),
-                (
-                    row.get(1),
-                    serde_json::from_str(&data).expect("JSON in PostgreSQL"),
-                ),
-            )
-        })
-        .collect()
-}
-
 /// `found` (read from `backend`) must equal `expected`; the failure lists only the records that
 /// differ.
 fn assert_holds(found: &Written, expected: &Written, backend: &str) {
@@ -357,7 +332,7 @@ async fn postgres_redis_records_survive_a_restart_and_the_loss_of_the_cache() {
     let written = write_some_records(port, &prefix).await;
     assert_read_back(port, &written, "before the restart").await;
     stop(server);
-    assert_holds(&pg_rows(&table, &prefix).await, &written, "PostgreSQL");
+    assert_holds(&table.rows(&prefix).await, &written, "PostgreSQL");
 
     // The cache survives the restart: read back from Redis.
     let server = ServerProcess::start(&config, port);
@@ -405,7 +380,7 @@ async fn postgres_redis_records_survive_a_restart_and_the_loss_of_the_cache() {
     assert_eq!(cached_data, json!(["x", "y", "z"]));
     assert_writes_continue(port, &format!("{prefix}/plain"), 3).await;
     stop(server);
-    let rows = pg_rows(&table, &prefix).await;
+    let rows = table.rows(&prefix).await;
     assert_eq!(
         rows[&format!("{prefix}/plain")],
         (4, json!({"next": 1})),
@@ -636,7 +611,7 @@ async fn postgres_redis_concurrent_writers_end_at_the_number_of_accepted_writes(
     let expected = contend_rounds(port, &prefix).await;
     assert_read_back(port, &expected, "after the writes").await;
     stop(server);
-    assert_holds(&pg_rows(&table, &prefix).await, &expected, "PostgreSQL");
+    assert_holds(&table.rows(&prefix).await, &expected, "PostgreSQL");
 
     keys.clear(&mut redis).await;
     let server = ServerProcess::start(&config, port);
