@@ -216,8 +216,8 @@ impl Server {
             return;
         };
         if message.names.is_empty() {
-            let name = message.name.clone().unwrap_or_default();
-            if !self.permitted(connection, &message, &name).await {
+            let name = message.name.as_deref().unwrap_or_default();
+            if !self.permitted(connection, &message, name).await {
                 return;
             }
         } else {

@@ -1,6 +1,6 @@
 //! The SQLite store against real database files in temporary folders.
 
-use std::{path::Path, sync::Arc, time::Duration};
+use std::{path::Path, sync::Arc};
 
 use deepstream_plugin::sdk::{Plugin, RecordStore, Stored};
 use storage_sqlite::{Options, SqliteStorage};
@@ -249,7 +249,6 @@ async fn writes_are_batched_under_load() {
     // batch); 2000 single-commit writes with fsync would take far longer on most disks.
     let (_dir, store) = fresh().await;
     let store = Arc::new(store);
-    let started = std::time::Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for task in 0..200 {
         let store = store.clone();
@@ -265,7 +264,6 @@ async fn writes_are_batched_under_load() {
     while let Some(done) = tasks.join_next().await {
         done.unwrap();
     }
-    assert!(started.elapsed() < Duration::from_secs(60));
     let names: Vec<String> = (0..200).map(|task| format!("load/{task}")).collect();
     let found = store.head_bulk(names).await.unwrap();
     assert_eq!(found.len(), 200);
