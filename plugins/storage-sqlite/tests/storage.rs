@@ -24,46 +24,11 @@ async fn fresh() -> (TempDir, SqliteStorage) {
     (dir, store)
 }
 
-#[tokio::test]
-async fn round_trip() {
-    let (_dir, store) = fresh().await;
-    conformance::round_trip(&store, "ns").await;
-}
-
-#[tokio::test]
-async fn missing_records() {
-    let (_dir, store) = fresh().await;
-    conformance::missing(&store, "ns").await;
-}
-
-#[tokio::test]
-async fn versions_kept_separate() {
-    let (_dir, store) = fresh().await;
-    conformance::versions_kept_separate(&store, "ns").await;
-}
-
-#[tokio::test]
-async fn json_values() {
-    let (_dir, store) = fresh().await;
-    conformance::json_values(&store, "ns").await;
-}
-
-#[tokio::test]
-async fn special_names() {
-    let (_dir, store) = fresh().await;
-    conformance::special_names(&store, "ns").await;
-}
-
-#[tokio::test]
-async fn bulk() {
-    let (_dir, store) = fresh().await;
-    conformance::bulk(&store, "ns").await;
-}
-
+/// Every shared storage check, in one run (the file, PostgreSQL and Redis plugins pass the same).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_writers() {
+async fn conformance() {
     let (_dir, store) = fresh().await;
-    conformance::concurrent_writers(Arc::new(store), "ns").await;
+    conformance::all(Arc::new(store), "ns").await;
 }
 
 #[tokio::test]
