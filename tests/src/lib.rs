@@ -324,10 +324,10 @@ impl RawClient {
         }
     }
 
-    /// Whether the server closes the connection within the timeout (messages before are skipped).
-    pub async fn closed(&mut self) -> bool {
+    /// Waits for the server to close the connection, skipping messages before; panics when it
+    /// is still open after the reply timeout.
+    pub async fn expect_closed(&mut self) {
         while self.recv().await.is_some() {}
-        true
     }
 
     /// Skips messages until the server's close frame; returns its close code, if any.

@@ -85,7 +85,7 @@ async fn good_password_logs_in_with_client_data_and_bad_ones_run_out_of_attempts
         AuthAction::TooManyAuthAttempts as i32,
         "{last:?}"
     );
-    assert!(client.closed().await);
+    client.expect_closed().await;
 }
 
 /// Logs in until it works (the server reloads asynchronously after the signal).

@@ -110,7 +110,7 @@ async fn auth_data_that_is_not_json_is_refused_without_crashing() {
             "data {:?}",
             String::from_utf8_lossy(data)
         );
-        assert!(client.closed().await);
+        client.expect_closed().await;
     }
     let mut bystander = RawClient::logged_in(server.port, &json!({})).await;
     still_alive(&mut bystander).await;
@@ -132,7 +132,7 @@ async fn auth_without_data_or_with_another_action_is_refused() {
             AuthAction::InvalidMessageData as i32,
             "{message:?}"
         );
-        assert!(client.closed().await);
+        client.expect_closed().await;
     }
 }
 
@@ -237,7 +237,7 @@ async fn text_frames_on_the_binary_endpoint_close_the_connection() {
     let mut client = RawClient::logged_in(server.port, &json!({})).await;
     let mut bystander = RawClient::logged_in(server.port, &json!({})).await;
     client.send_raw(WsMessage::Text("hello".into())).await;
-    assert!(client.closed().await);
+    client.expect_closed().await;
     still_alive(&mut bystander).await;
 }
 
