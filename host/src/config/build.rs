@@ -459,7 +459,8 @@ pub(crate) fn random_uuid() -> String {
     )
 }
 
-fn base36(mut n: u64) -> String {
+/// `n` in base 36 (digits, then lower-case letters), as deepstream spells generated ids.
+pub fn base36(mut n: u64) -> String {
     const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
     let mut out = Vec::new();
     loop {

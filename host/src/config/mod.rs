@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+pub use build::base36;
 pub use defaults::{TOP_LEVEL_KEYS, defaults, endpoint_defaults, merge};
 pub use error::{ConfigError, Problem};
 pub use model::{

@@ -89,23 +89,9 @@ pub fn new_run_id() -> String {
         .unwrap_or(0);
     format!(
         "{}{}",
-        base36(std::process::id() as u64),
-        base36(nanos / 1000 % 1_000_000_000)
+        deepstream::config::base36(std::process::id() as u64),
+        deepstream::config::base36(nanos / 1000 % 1_000_000_000)
     )
-}
-
-fn base36(mut n: u64) -> String {
-    const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
-    let mut out = Vec::new();
-    loop {
-        out.push(DIGITS[(n % 36) as usize]);
-        n /= 36;
-        if n == 0 {
-            break;
-        }
-    }
-    out.reverse();
-    String::from_utf8(out).unwrap_or_default()
 }
 
 /// Counts errors by message (the first `MAX_KINDS` distinct messages; later new ones are
