@@ -36,6 +36,7 @@ DURATION=10
 SERVERS="ours,reference"
 SCENARIOS="connect,idle,events,record-writes,record-fanout,rpc,presence"
 OUT=""
+IN_FLIGHT=1
 RUN_TIMEOUT=600 # upper bound for one load-generator run, seconds
 
 usage() { sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; }
@@ -47,6 +48,7 @@ while [[ $# -gt 0 ]]; do
     --duration) DURATION="$2"; shift ;;
     --servers) SERVERS="$2"; shift ;;
     --scenarios) SCENARIOS="$2"; shift ;;
+    --in-flight) IN_FLIGHT="$2"; shift ;;
     --out) OUT="$2"; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "bench.sh: unknown argument $1" >&2; usage >&2; exit 2 ;;
@@ -219,6 +221,8 @@ for name in ${SERVERS//,/ }; do
       for count in $IDLE_COUNTS; do
         run_one "$name" idle "idle-$count" --count "$count"
       done
+    elif [[ $scenario == record-writes || $scenario == rpc ]]; then
+      run_one "$name" "$scenario" "$scenario" --in-flight "$IN_FLIGHT"
     else
       run_one "$name" "$scenario" "$scenario"
     fi

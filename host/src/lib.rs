@@ -26,6 +26,13 @@ pub mod subscription_registry;
 mod test_support;
 pub mod timer;
 
+/// Hash maps keyed by what clients choose (record, event and RPC names) or by connection ids,
+/// on every message's path: foldhash hashes a short name several times faster than the
+/// standard SipHash and is still seeded per process, so clients cannot pick colliding names.
+pub type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+/// The set counterpart of [`HashMap`].
+pub type HashSet<T> = std::collections::HashSet<T, foldhash::fast::RandomState>;
+
 use std::sync::Arc;
 
 use crate::{

@@ -6,15 +6,13 @@
 //! in a state registry slot, and broadcasts from local clients also go out on the cluster node
 //! slot, so the registry works unchanged once several servers share state.
 
-use std::{
-    collections::{HashMap, HashSet},
-    sync::{Arc, OnceLock},
-};
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use parking_lot::RwLock;
 
 use crate::{
+    HashMap, HashSet,
     connection::ConnectionHandle,
     protocol::{Message, Topic},
     services::{ClusterNode, Monitoring, StateRegistry},
@@ -207,6 +205,23 @@ impl SubscriptionRegistry {
             .unwrap_or_default()
     }
 
+    /// A random local subscriber of `name` that `eligible` accepts, picked without copying
+    /// the subscriber list (RPC routing does this on every call).
+    pub fn random_local_subscriber(
+        &self,
+        name: &str,
+        eligible: impl Fn(&ConnectionHandle) -> bool,
+    ) -> Option<ConnectionHandle> {
+        use rand::seq::IteratorRandom;
+        let subscribers = self.subscribers.read();
+        subscribers
+            .get(name)?
+            .iter()
+            .filter(|subscriber| eligible(subscriber))
+            .choose(&mut rand::rng())
+            .cloned()
+    }
+
     pub fn has_local_subscribers(&self, name: &str) -> bool {
         self.subscribers.read().contains_key(name)
     }
@@ -226,19 +241,37 @@ impl SubscriptionRegistry {
         self.state.has(name)
     }
 
-    /// Sends `message` to every local subscriber of `name` except `sender`, encoding it once;
-    /// a message from a local client also goes to the other servers.
+    /// Sends `message` to every local subscriber of `name` except `sender`, encoding it once
+    /// (and not at all when nobody receives it); a message from a local client also goes to
+    /// the other servers.
     pub fn send_to_subscribers(
         &self,
         name: &str,
         message: &Message,
         sender: Option<&ConnectionHandle>,
     ) {
-        let frame = crate::protocol::encode(message);
-        if sender.is_some() {
-            self.cluster.send(frame.clone());
+        let except = sender.map(|s| s.id);
+        let to_cluster = sender.is_some() && self.cluster.has_peers();
+        let mut count = 0;
+        {
+            let subscribers = self.subscribers.read();
+            let mut recipients = subscribers
+                .get(name)
+                .into_iter()
+                .flatten()
+                .filter(|subscriber| Some(subscriber.id) != except)
+                .peekable();
+            if recipients.peek().is_some() || to_cluster {
+                let frame = crate::protocol::encode(message);
+                for subscriber in recipients {
+                    subscriber.send_frame(frame.clone());
+                    count += 1;
+                }
+                if to_cluster {
+                    self.cluster.send(frame);
+                }
+            }
         }
-        let count = self.deliver_local(name, frame, sender.map(|s| s.id));
         self.monitoring
             .on_broadcast(self.topic as u8, message.action, count);
     }

@@ -12,14 +12,15 @@
 use std::{
     cell::RefCell,
     future::{Future, poll_fn},
-    io::{self, IoSlice},
+    io::{self, IoSlice, Read as _},
     sync::Arc,
     task::Poll,
     time::Duration,
 };
 
 use bytes::Bytes;
-use tokio::{net::TcpStream, time::Instant};
+use socket2::SockRef;
+use tokio::{io::Interest, net::TcpStream, time::Instant};
 
 use super::{
     Connection, Flow, Outbound, Session,
@@ -77,15 +78,31 @@ impl Socket {
     }
 
     /// Reads what is available and decodes it into `events`.
+    ///
+    /// A read shorter than the buffer emptied the socket, so it also clears the socket's read
+    /// readiness (by answering `WouldBlock` to tokio after keeping the bytes): otherwise the
+    /// next wake-up would spend a `recv` only to learn `EAGAIN`. Data arriving after the read
+    /// raises a new readiness event, and a peer's close stays visible (tokio never clears
+    /// closed states), so nothing is missed.
     fn read(&mut self, events: &mut Vec<Event>) -> io::Result<Read> {
-        SCRATCH.with_borrow_mut(|scratch| match self.stream.try_read(scratch) {
-            Ok(0) => Ok(Read::Eof),
-            Ok(read) => {
-                self.decoder.feed(&mut scratch[..read], events);
-                Ok(Read::Data)
+        SCRATCH.with_borrow_mut(|scratch| {
+            let mut read = 0;
+            let result = self.stream.try_io(Interest::READABLE, || {
+                read = (&*SockRef::from(&self.stream)).read(scratch)?;
+                if read > 0 && read < scratch.len() {
+                    return Err(io::ErrorKind::WouldBlock.into());
+                }
+                Ok(())
+            });
+            match result {
+                _ if read > 0 => {
+                    self.decoder.feed(&mut scratch[..read], events);
+                    Ok(Read::Data)
+                }
+                Ok(()) => Ok(Read::Eof),
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => Ok(Read::WouldBlock),
+                Err(error) => Err(error),
             }
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => Ok(Read::WouldBlock),
-            Err(error) => Err(error),
         })
     }
 

@@ -9,10 +9,9 @@
 //! machine. What the cluster knows (which names have subscribers, which are provided
 //! elsewhere) is asked through [`World`].
 
-use std::{
-    collections::{HashMap, VecDeque},
-    sync::Arc,
-};
+use std::{collections::VecDeque, sync::Arc};
+
+use crate::HashMap;
 
 use rand::seq::SliceRandom;
 
@@ -123,7 +122,7 @@ impl<C: Peer> ListenState<C> {
     pub fn new(shuffle: bool) -> Self {
         ListenState {
             patterns: Vec::new(),
-            names: HashMap::new(),
+            names: HashMap::default(),
             shuffle,
             next_generation: 0,
         }

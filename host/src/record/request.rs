@@ -2,7 +2,6 @@
 //! read-through lookup with its timeouts, deletes, and issuing the writes of a committed step.
 
 use std::{
-    collections::HashMap,
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -15,6 +14,7 @@ use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
 use crate::{
+    HashMap,
     config::RecordConfig,
     protocol::RecordAction,
     services::{Answer, RecordStore, ServiceError, StoredRecord},

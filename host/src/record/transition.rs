@@ -10,11 +10,7 @@
 //! Queues live in a sharded map, so records never contend with each other on one lock, and the
 //! lock is only held to push or pop.
 
-use std::{
-    collections::{HashMap, VecDeque},
-    hash::{BuildHasher, RandomState},
-    sync::Arc,
-};
+use std::{collections::VecDeque, hash::BuildHasher, sync::Arc};
 
 use parking_lot::Mutex;
 use serde_json::Value;
@@ -116,21 +112,21 @@ impl State {
 }
 
 /// One shard: name → operations not started yet.
-type Queues = HashMap<String, VecDeque<Op>>;
+type Queues = crate::HashMap<String, VecDeque<Op>>;
 
 /// The queues of all records with pending work.
 pub struct Transitions {
     /// name → operations not started yet; an entry exists exactly while its worker runs.
     shards: Box<[Mutex<Queues>]>,
     /// Picks a name's shard.
-    hasher: RandomState,
+    hasher: foldhash::fast::RandomState,
 }
 
 impl Default for Transitions {
     fn default() -> Self {
         Transitions {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
-            hasher: RandomState::new(),
+            hasher: foldhash::fast::RandomState::default(),
         }
     }
 }

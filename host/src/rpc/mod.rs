@@ -94,8 +94,9 @@ impl Call {
 /// the moment it leaves the table.
 #[derive(Default)]
 struct Calls {
-    /// Leg id → call in flight, oldest (next to time out) first.
-    by_leg: BTreeMap<u64, Call>,
+    /// Leg id → call in flight, oldest (next to time out) first. Boxed: a B-tree node shifts
+    /// its entries on every removal, and a call (with its whole request) is large.
+    by_leg: BTreeMap<u64, Box<Call>>,
     /// Legs whose provider has not sent ACCEPT, oldest first; ACCEPT stops the accept timeout.
     unaccepted: BTreeSet<u64>,
     /// The id of the next leg.
@@ -106,7 +107,7 @@ struct Calls {
 
 impl Calls {
     /// Registers a new leg; true when a sweeper must be started for it.
-    fn start(&mut self, mut call: Call) -> (u64, bool) {
+    fn start(&mut self, mut call: Box<Call>) -> (u64, bool) {
         let leg = self.next_leg;
         self.next_leg += 1;
         // Taken under the lock with the id, so deadlines ascend with leg ids.
@@ -118,7 +119,7 @@ impl Calls {
         (leg, start_sweeper)
     }
 
-    fn remove(&mut self, leg: u64) -> Option<Call> {
+    fn remove(&mut self, leg: u64) -> Option<Box<Call>> {
         self.unaccepted.remove(&leg);
         self.by_leg.remove(&leg)
     }
@@ -221,19 +222,19 @@ impl RpcHandler {
         }
         let may_forward = matches!(requestor, Endpoint::Local(_));
         // `started` and `provider` are set by `route` before anyone can answer.
-        let call = Call {
+        let call = Box::new(Call {
             started: Instant::now(),
             request,
             provider: requestor.clone(),
             requestor,
             tried: Vec::new(),
             may_forward,
-        };
+        });
         self.route(call);
     }
 
     /// Gives the call to a provider not tried yet, or answers NO_RPC_PROVIDER.
-    fn route(&self, mut call: Call) {
+    fn route(&self, mut call: Box<Call>) {
         let Some(provider) = self.next_provider(&call) else {
             tracing::warn!(
                 event = "NO_RPC_PROVIDER",
@@ -259,15 +260,15 @@ impl RpcHandler {
     /// A random local provider, else (for our own clients) a random other server with one.
     fn next_provider(&self, call: &Call) -> Option<Endpoint> {
         let untried = |endpoint: &Endpoint| !call.tried.iter().any(|tried| tried.is(endpoint));
-        let local: Vec<Endpoint> = self
-            .providers
-            .local_subscribers(call.name())
-            .into_iter()
-            .map(Endpoint::Local)
-            .filter(untried)
-            .collect();
-        if let Some(provider) = local.choose(&mut rand::rng()) {
-            return Some(provider.clone());
+        let local =
+            self.providers
+                .random_local_subscriber(call.name(), |provider| {
+                    !call.tried.iter().any(
+                        |tried| matches!(tried, Endpoint::Local(tried) if tried.id == provider.id),
+                    )
+                });
+        if let Some(provider) = local {
+            return Some(Endpoint::Local(provider));
         }
         if !call.may_forward {
             return None;

@@ -3,7 +3,6 @@
 mod build;
 
 use std::{
-    collections::HashMap,
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -17,6 +16,7 @@ use tokio::sync::broadcast;
 pub use build::{BuildError, Services};
 
 use crate::{
+    HashMap,
     config::Config,
     connection::ConnectionHandle,
     protocol::{ConnectionAction, Message, Topic},

@@ -2,13 +2,11 @@
 //! Single-node implementations of the cluster slots live here too, so the core always goes
 //! through the slots and a cluster plugin can take their place.
 
-use std::{
-    collections::{HashMap, HashSet},
-    io::Write,
-    sync::Arc,
-};
+use std::{io::Write, sync::Arc};
 
 use parking_lot::{Mutex, RwLock};
+
+use crate::{HashMap, HashSet};
 
 use super::{
     Answer, AuthVerdict, Authentication, ClusterHandler, ClusterNode, ClusterRegistry, Lifecycle,
@@ -289,6 +287,9 @@ impl ClusterNode for SingleClusterNode {
     fn send(&self, _frame: bytes::Bytes) {}
     fn send_direct(&self, _server_name: &str, _frame: bytes::Bytes) {}
     fn subscribe(&self, _topic: i32, _handler: ClusterHandler) {}
+    fn has_peers(&self) -> bool {
+        false
+    }
 }
 
 /// `locks: {type: default}` on a single server: a lock is granted iff nobody holds it.

@@ -157,6 +157,11 @@ pub trait ClusterNode: Lifecycle {
     fn send(&self, frame: bytes::Bytes);
     fn send_direct(&self, server_name: &str, frame: bytes::Bytes);
     fn subscribe(&self, topic: i32, handler: ClusterHandler);
+    /// Whether [`send`](Self::send) can reach anyone: `false` lets broadcasts skip encoding a
+    /// frame when no local client receives it either.
+    fn has_peers(&self) -> bool {
+        true
+    }
 }
 
 /// Cluster-wide locks (server.md §2.4.8).

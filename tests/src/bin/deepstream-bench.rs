@@ -152,6 +152,9 @@ struct RunArgs {
     /// record-writes / rpc: operations per worker at most.
     #[arg(long)]
     per_worker: Option<u64>,
+    /// record-writes / rpc: requests each worker keeps outstanding (default 1).
+    #[arg(long)]
+    in_flight: Option<usize>,
     /// Client source addresses (127.0.0.x), comma separated, used round-robin; idle worker
     /// processes take one each (default 127.0.0.2, 127.0.0.3, …).
     #[arg(long, value_delimiter = ',')]
@@ -196,6 +199,7 @@ fn params(args: &RunArgs) -> Result<Params, String> {
         providers,
         requesters,
         per_worker,
+        in_flight,
         max_messages
     );
     if let Some(counts) = &args.count {

@@ -4,6 +4,7 @@
 pub mod connect;
 pub mod events;
 pub mod idle;
+pub mod pipeline;
 pub mod presence;
 pub mod records;
 pub mod rpc;
@@ -69,6 +70,8 @@ pub struct Params {
     pub requesters: usize,
     /// record-writes / rpc: operations per worker at most.
     pub per_worker: u64,
+    /// record-writes / rpc: requests each worker keeps outstanding.
+    pub in_flight: usize,
     /// Smoke mode: the counts above are exact targets, written as `expected_ops`.
     pub exact: bool,
 }
@@ -92,6 +95,7 @@ impl Default for Params {
             providers: 4,
             requesters: 50,
             per_worker: 100_000_000,
+            in_flight: 1,
             exact: false,
         }
     }
@@ -113,6 +117,8 @@ impl Params {
             providers: 2,
             requesters: 10,
             per_worker: 20,
+            // More than one in flight, so the pipelined path is what CI exercises.
+            in_flight: 4,
             exact: true,
             ..Params::default()
         }

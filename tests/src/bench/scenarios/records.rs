@@ -1,9 +1,9 @@
 //! Record scenarios (spec §5.3, §5.5, §5.6).
 //!
 //! * `record-writes`: `writers` clients, one record each (created by SUBSCRIBECREATEANDREAD,
-//!   which also yields its version). Each writer sends `UPDATE {version+1, isWriteAck: true,
-//!   correlationId}` and waits for WRITE_ACKNOWLEDGEMENT before the next one. Figures: acks/s,
-//!   p50/p99 of the round trip.
+//!   which also yields its version). Each writer keeps `in_flight` writes `UPDATE {version+1,
+//!   isWriteAck: true, correlationId}` outstanding (see [`super::pipeline`]) and counts the
+//!   WRITE_ACKNOWLEDGEMENTs. Figures: acks/s, p50/p99 of the round trip.
 //! * `record-fanout`: one writer updates one record as fast as `subscribers` subscribers receive
 //!   the broadcasts (at most `window` updates ahead). Figure: deliveries/s.
 
@@ -16,9 +16,13 @@ use bytes::Bytes;
 use deepstream::protocol::{self, Message, RecordAction, Topic};
 use futures_util::{StreamExt, stream};
 use serde_json::json;
-use tokio::{sync::watch, time::Instant};
+use tokio::sync::watch;
 
-use super::{Params, count_frames, drain, not_available, open_clients, publish_max_rate};
+use super::{
+    Params, count_frames, drain, not_available, open_clients,
+    pipeline::{self, Limits, Operation, Reply},
+    publish_max_rate,
+};
 use crate::bench::{
     Ctx, Errors, Outcome,
     client::{self, Fail, Ws},
@@ -54,6 +58,7 @@ pub async fn writes(ctx: &Ctx, params: &Params) -> Outcome {
     let writers = params.writers.max(1);
     let outcome = ctx.outcome("record-writes", "acks").params(json!({
         "writers": writers,
+        "in_flight": params.in_flight,
         "payload": params.payload,
     }));
     let setup = async {
@@ -83,16 +88,18 @@ pub async fn writes(ctx: &Ctx, params: &Params) -> Outcome {
     let tasks: Vec<_> = writers
         .into_iter()
         .map(|(ws, (name, version))| {
-            let job = Writer {
+            let writer = Writer {
                 name,
                 version,
                 pad: pad.clone(),
-                deadline,
-                limit: params.per_worker,
-                op_timeout: ctx.op_timeout,
-                errors: errors.clone(),
             };
-            tokio::spawn(job.run(ws))
+            let limits = Limits {
+                in_flight: params.in_flight,
+                count: params.per_worker,
+                deadline,
+                op_timeout: ctx.op_timeout,
+            };
+            tokio::spawn(pipeline::run(ws, writer, limits, errors.clone()))
         })
         .collect();
     let mut ops = 0;
@@ -117,99 +124,52 @@ pub async fn writes(ctx: &Ctx, params: &Params) -> Outcome {
     outcome.finish(ctx.probe.as_ref())
 }
 
+/// Acknowledged writes to one record: `UPDATE {version+1, isWriteAck}` per operation.
 struct Writer {
     name: String,
+    /// The version the next write builds on (resynchronised from VERSION_EXISTS).
     version: i32,
     pad: Arc<str>,
-    deadline: Instant,
-    limit: u64,
-    op_timeout: std::time::Duration,
-    errors: Arc<Errors>,
 }
 
-impl Writer {
-    /// Closed loop of acknowledged writes. Returns (acks, latency histogram).
-    async fn run(mut self, mut ws: Ws) -> (u64, Histogram) {
-        let mut histogram = Histogram::default();
-        let mut acks = 0;
-        for n in 1..=self.limit {
-            if Instant::now() >= self.deadline {
-                break;
-            }
-            self.version += 1;
-            let correlation_id = n.to_string();
-            let update = Message {
-                version: Some(self.version),
-                is_write_ack: Some(true),
-                ..Message::new(Topic::Record, RecordAction::Update)
-                    .with_name(self.name.as_str())
-                    .with_data(format!("{{\"n\":{n},\"m\":\"{}\"}}", self.pad))
-                    .with_correlation_id(correlation_id.as_str())
-            };
-            let started = Instant::now();
-            if let Err(fail) = client::send(&mut ws, protocol::encode(&update)).await {
-                self.errors.record(fail.reason());
-                break;
-            }
-            match self
-                .await_ack(&mut ws, &correlation_id, started + self.op_timeout)
-                .await
-            {
-                Ok(true) => {
-                    histogram.record(started.elapsed().as_micros() as u64);
-                    acks += 1;
-                }
-                Ok(false) => {}
-                Err(()) => break,
-            }
-        }
-        (acks, histogram)
+impl Operation for Writer {
+    fn request(&mut self, n: u64) -> (Bytes, String) {
+        self.version += 1;
+        let correlation_id = n.to_string();
+        let update = Message {
+            version: Some(self.version),
+            is_write_ack: Some(true),
+            ..Message::new(Topic::Record, RecordAction::Update)
+                .with_name(self.name.as_str())
+                .with_data(format!("{{\"n\":{n},\"m\":\"{}\"}}", self.pad))
+                .with_correlation_id(correlation_id.as_str())
+        };
+        (protocol::encode(&update), correlation_id)
     }
 
-    /// `Ok(true)`: acknowledged; `Ok(false)`: an error reply (counted; the loop goes on);
-    /// `Err`: no usable reply (counted; this writer stops).
-    async fn await_ack(
-        &mut self,
-        ws: &mut Ws,
-        correlation_id: &str,
-        deadline: Instant,
-    ) -> Result<bool, ()> {
-        loop {
-            let frame = match client::recv_until(ws, deadline).await {
-                Ok(frame) => frame,
-                Err(e) => {
-                    self.errors
-                        .record(format!("waiting for RECORD WRITE_ACKNOWLEDGEMENT: {e}"));
-                    return Err(());
-                }
+    fn reply(&mut self, frame: Bytes) -> Reply {
+        let is_ack = client::kind(&frame) == Some(WRITE_ACK);
+        let Ok(msg) = protocol::decode(frame) else {
+            return Reply::Fatal("undecodable frame".into());
+        };
+        if is_ack {
+            return match msg.correlation_id {
+                Some(id) => Reply::Done(id),
+                None => Reply::Other,
             };
-            let is_ack = client::kind(&frame) == Some(WRITE_ACK);
-            let Ok(msg) = protocol::decode(frame) else {
-                self.errors.record("undecodable frame");
-                return Err(());
-            };
-            if is_ack {
-                if msg.correlation_id.as_deref() == Some(correlation_id) {
-                    return Ok(true);
-                }
-                continue;
-            }
-            if client::is_unknown_topic(&msg) {
-                self.errors
-                    .record("RECORD UPDATE: server answers PARSER UNKNOWN_TOPIC");
-                return Err(());
-            }
-            if msg.action == RecordAction::VersionExists as i32 {
-                // Resynchronise; the next write uses the server's version + 1.
-                self.version = msg.version.unwrap_or(self.version);
-                self.errors.record(client::describe(&msg));
-                return Ok(false);
-            }
-            if client::is_failure(&msg) {
-                self.errors.record(client::describe(&msg));
-                return Ok(false);
-            }
         }
+        if client::is_unknown_topic(&msg) {
+            return Reply::Fatal("RECORD UPDATE: server answers PARSER UNKNOWN_TOPIC".into());
+        }
+        if msg.action == RecordAction::VersionExists as i32 {
+            // Resynchronise; the next write uses the server's version + 1.
+            self.version = msg.version.unwrap_or(self.version);
+            return Reply::Failed(msg.correlation_id.clone(), client::describe(&msg));
+        }
+        if client::is_failure(&msg) {
+            return Reply::Failed(msg.correlation_id.clone(), client::describe(&msg));
+        }
+        Reply::Other
     }
 }
 

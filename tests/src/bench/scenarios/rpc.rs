@@ -1,17 +1,22 @@
 //! `rpc` (spec §6): `providers` clients PROVIDE one RPC name and answer every REQUEST the way
 //! the JS client does (ACCEPT, then RESPONSE echoing the request data); `requesters` clients
-//! each send REQUEST and wait for the RESPONSE before the next one. Figures: round trips/s,
-//! p50/p99.
+//! each keep `in_flight` REQUESTs outstanding (see [`super::pipeline`]). Figures: round
+//! trips/s, p50/p99.
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use deepstream::protocol::{self, Message, RpcAction, Topic};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use serde_json::json;
-use tokio::{sync::watch, time::Instant};
-use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::{self, Message as WsMessage};
 
-use super::{Params, not_available, open_clients, request_all, stopped, unexpected};
+use super::{
+    Params, not_available, open_clients,
+    pipeline::{self, Limits, Operation, Reply},
+    request_all, stopped, unexpected,
+};
 use crate::bench::{
     Ctx, Errors, Outcome,
     client::{self, Fail, Ws},
@@ -28,6 +33,7 @@ pub async fn run(ctx: &Ctx, params: &Params) -> Outcome {
     let outcome = ctx.outcome("rpc", "round trips").params(json!({
         "providers": providers,
         "requesters": requesters,
+        "in_flight": params.in_flight,
     }));
     let name = format!("bench/{}/rpc", ctx.run_id);
     let setup = async {
@@ -68,15 +74,17 @@ pub async fn run(ctx: &Ctx, params: &Params) -> Outcome {
         .into_iter()
         .enumerate()
         .map(|(i, ws)| {
-            let job = Requester {
+            let requester = Requester {
                 name: name.clone(),
                 prefix: format!("{}-{i}", ctx.run_id),
-                deadline,
-                limit: params.per_worker,
-                op_timeout: ctx.op_timeout,
-                errors: errors.clone(),
             };
-            tokio::spawn(job.run(ws))
+            let limits = Limits {
+                in_flight: params.in_flight,
+                count: params.per_worker,
+                deadline,
+                op_timeout: ctx.op_timeout,
+            };
+            tokio::spawn(pipeline::run(ws, requester, limits, errors.clone()))
         })
         .collect();
     let mut ops = 0;
@@ -105,33 +113,18 @@ pub async fn run(ctx: &Ctx, params: &Params) -> Outcome {
     outcome.finish(ctx.probe.as_ref())
 }
 
-/// Answers every REQUEST with ACCEPT + RESPONSE (data = request data), in one flush.
+/// Answers every REQUEST with ACCEPT + RESPONSE (data = request data); the replies to all
+/// requests already received go out in one flush.
 async fn provide(mut ws: Ws, errors: Arc<Errors>, mut stop: watch::Receiver<bool>) {
     loop {
-        tokio::select! {
+        let mut next = tokio::select! {
             _ = stopped(&mut stop) => return,
-            next = ws.next() => match next {
+            next = ws.next() => Some(next),
+        };
+        while let Some(item) = next.take() {
+            match item {
                 Some(Ok(WsMessage::Binary(frame))) => {
-                    if client::kind(&frame) != Some(REQUEST) {
-                        errors.record(format!("provider: {}", unexpected(&frame)));
-                        continue;
-                    }
-                    let Ok(request) = protocol::decode(frame) else {
-                        errors.record("provider: undecodable REQUEST");
-                        continue;
-                    };
-                    let reply = |action: RpcAction| Message {
-                        name: request.name.clone(),
-                        correlation_id: request.correlation_id.clone(),
-                        ..Message::new(Topic::Rpc, action)
-                    };
-                    let accept = protocol::encode(&reply(RpcAction::Accept));
-                    let response = protocol::encode(&Message { data: request.data.clone(), ..reply(RpcAction::Response) });
-                    let sent = async {
-                        ws.feed(WsMessage::Binary(accept)).await?;
-                        ws.send(WsMessage::Binary(response)).await
-                    };
-                    if let Err(e) = sent.await {
+                    if let Err(e) = answer(&mut ws, frame, &errors).await {
                         errors.record(format!("provider send failed: {e}"));
                         return;
                     }
@@ -146,89 +139,79 @@ async fn provide(mut ws: Ws, errors: Arc<Errors>, mut stop: watch::Receiver<bool
                     return;
                 }
             }
+            next = ws.next().now_or_never();
+        }
+        if let Err(e) = ws.flush().await {
+            errors.record(format!("provider send failed: {e}"));
+            return;
         }
     }
 }
 
+/// Queues ACCEPT and RESPONSE for one REQUEST frame (anything else is an error record).
+async fn answer(ws: &mut Ws, frame: Bytes, errors: &Errors) -> Result<(), tungstenite::Error> {
+    if client::kind(&frame) != Some(REQUEST) {
+        errors.record(format!("provider: {}", unexpected(&frame)));
+        return Ok(());
+    }
+    let Ok(request) = protocol::decode(frame) else {
+        errors.record("provider: undecodable REQUEST");
+        return Ok(());
+    };
+    let reply = |action: RpcAction| Message {
+        name: request.name.clone(),
+        correlation_id: request.correlation_id.clone(),
+        ..Message::new(Topic::Rpc, action)
+    };
+    ws.feed(WsMessage::Binary(protocol::encode(&reply(
+        RpcAction::Accept,
+    ))))
+    .await?;
+    let response = Message {
+        data: request.data.clone(),
+        ..reply(RpcAction::Response)
+    };
+    ws.feed(WsMessage::Binary(protocol::encode(&response)))
+        .await
+}
+
+/// RPC requests to the provided name; data = the request number.
 struct Requester {
     name: String,
     /// Correlation ids must be unique server-wide (§6.2): `{run}-{requester}-{n}`.
     prefix: String,
-    deadline: Instant,
-    limit: u64,
-    op_timeout: std::time::Duration,
-    errors: Arc<Errors>,
 }
 
-impl Requester {
-    async fn run(self, mut ws: Ws) -> (u64, Histogram) {
-        let mut histogram = Histogram::default();
-        let mut done = 0;
-        for n in 1..=self.limit {
-            if Instant::now() >= self.deadline {
-                break;
-            }
-            let correlation_id = format!("{}-{n}", self.prefix);
-            let request = Message::new(Topic::Rpc, RpcAction::Request)
-                .with_name(self.name.as_str())
-                .with_correlation_id(correlation_id.as_str())
-                .with_data(n.to_string());
-            let started = Instant::now();
-            if let Err(fail) = client::send(&mut ws, protocol::encode(&request)).await {
-                self.errors.record(fail.reason());
-                break;
-            }
-            match self
-                .await_response(&mut ws, &correlation_id, started + self.op_timeout)
-                .await
-            {
-                Ok(true) => {
-                    histogram.record(started.elapsed().as_micros() as u64);
-                    done += 1;
-                }
-                Ok(false) => {}
-                Err(()) => break,
-            }
-        }
-        (done, histogram)
+impl Operation for Requester {
+    fn request(&mut self, n: u64) -> (Bytes, String) {
+        let correlation_id = format!("{}-{n}", self.prefix);
+        let request = Message::new(Topic::Rpc, RpcAction::Request)
+            .with_name(self.name.as_str())
+            .with_correlation_id(correlation_id.as_str())
+            .with_data(n.to_string());
+        (protocol::encode(&request), correlation_id)
     }
 
-    /// `Ok(true)`: RESPONSE; `Ok(false)`: an error reply (counted, next request); `Err`: no
-    /// usable reply (counted; this requester stops).
-    async fn await_response(
-        &self,
-        ws: &mut Ws,
-        correlation_id: &str,
-        deadline: Instant,
-    ) -> Result<bool, ()> {
-        loop {
-            let frame = match client::recv_until(ws, deadline).await {
-                Ok(frame) => frame,
-                Err(e) => {
-                    self.errors.record(format!("waiting for RPC RESPONSE: {e}"));
-                    return Err(());
-                }
-            };
-            let kind = client::kind(&frame);
-            if kind == Some(ACCEPT) {
-                continue;
-            }
-            let Ok(msg) = protocol::decode(frame) else {
-                self.errors.record("undecodable frame");
-                return Err(());
-            };
-            if kind == Some(RESPONSE) && msg.correlation_id.as_deref() == Some(correlation_id) {
-                return Ok(true);
-            }
-            if client::is_unknown_topic(&msg) {
-                self.errors
-                    .record("RPC REQUEST: server answers PARSER UNKNOWN_TOPIC");
-                return Err(());
-            }
-            if client::is_failure(&msg) {
-                self.errors.record(client::describe(&msg));
-                return Ok(false);
-            }
+    fn reply(&mut self, frame: Bytes) -> Reply {
+        let kind = client::kind(&frame);
+        if kind == Some(ACCEPT) {
+            return Reply::Other;
         }
+        let Ok(msg) = protocol::decode(frame) else {
+            return Reply::Fatal("undecodable frame".into());
+        };
+        if kind == Some(RESPONSE) {
+            return match msg.correlation_id {
+                Some(id) => Reply::Done(id),
+                None => Reply::Other,
+            };
+        }
+        if client::is_unknown_topic(&msg) {
+            return Reply::Fatal("RPC REQUEST: server answers PARSER UNKNOWN_TOPIC".into());
+        }
+        if client::is_failure(&msg) {
+            return Reply::Failed(msg.correlation_id.clone(), client::describe(&msg));
+        }
+        Reply::Other
     }
 }
