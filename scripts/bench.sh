@@ -4,7 +4,7 @@
 # Usage:
 #   scripts/bench.sh [--full] [--duration SECONDS] [--servers ours,reference]
 #                    [--scenarios connect,idle,events,record-writes,record-fanout,rpc,presence]
-#                    [--out DIR]
+#                    [--in-flight N[,N…]] [--out DIR]
 #   scripts/bench.sh --smoke            # CI: a few hundred ops per scenario against ours only
 #
 # What it does:
@@ -16,6 +16,11 @@
 #      with --server-pid (CPU time per op, peak RSS) and stops it again;
 #   4. prints one table: scenario, our figure, theirs, ratio, latency, CPU µs/op, peak RSS.
 # A scenario a server does not support (yet) shows "n/a (reason)" instead of a figure.
+#
+# record-writes and rpc run once per --in-flight value (default 1 and 32): each worker keeps that
+# many requests outstanding. 1 is a strict request/reply loop, where every operation costs the
+# server at least one recv and one send; 32 is a busy client that does not wait for one write's
+# acknowledgement before the next, so the server reads and writes many messages per call.
 #
 # Idle connections: 2,000 and 10,000 by default; --full adds 19,000. A process may hold at
 # most 20,000 open files here, so the load generator spreads them over worker processes, each
@@ -36,7 +41,7 @@ DURATION=10
 SERVERS="ours,reference"
 SCENARIOS="connect,idle,events,record-writes,record-fanout,rpc,presence"
 OUT=""
-IN_FLIGHT=1
+IN_FLIGHT="1,32"
 RUN_TIMEOUT=600 # upper bound for one load-generator run, seconds
 
 usage() { sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; }
@@ -146,11 +151,12 @@ start_server() {
   fi
 }
 
-# na_lines SCENARIO REASON: JSON lines marking a scenario's outcomes as not available.
+# na_lines SCENARIO REASON TAG: JSON lines marking a scenario's outcomes as not available.
 na_lines() {
   local names
   case "$1" in
     events) names="events events-latency" ;;
+    record-writes|rpc) names="$1"; [[ ${3##*-} == 1 ]] || names="$1-pipelined-${3##*-}" ;;
     idle) names="" ; for c in $IDLE_COUNTS; do names="$names idle-$c"; done ;;
     *) names="$1" ;;
   esac
@@ -164,7 +170,7 @@ run_one() {
   local name="$1" scenario="$2" tag="$3"; shift 3
   log "$name: $tag"
   if ! start_server "$name" "$tag"; then
-    na_lines "$scenario" "server did not start" >> "$OUT/$name.jsonl"
+    na_lines "$scenario" "server did not start" "$tag" >> "$OUT/$name.jsonl"
     return 0
   fi
   local rc=0
@@ -222,7 +228,9 @@ for name in ${SERVERS//,/ }; do
         run_one "$name" idle "idle-$count" --count "$count"
       done
     elif [[ $scenario == record-writes || $scenario == rpc ]]; then
-      run_one "$name" "$scenario" "$scenario" --in-flight "$IN_FLIGHT"
+      for n in ${IN_FLIGHT//,/ }; do
+        run_one "$name" "$scenario" "$scenario-$n" --in-flight "$n"
+      done
     else
       run_one "$name" "$scenario" "$scenario"
     fi

@@ -19,9 +19,9 @@ const REQUIRED: &[&str] = &[
     "idle-200",
     "events",
     "events-latency",
-    "record-writes",
+    "record-writes-pipelined-4",
     "record-fanout",
-    "rpc",
+    "rpc-pipelined-4",
     "presence",
 ];
 

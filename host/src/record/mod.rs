@@ -166,8 +166,8 @@ impl TopicHandler for RecordHandler {
 impl Records {
     /// Queues `op` on `name`'s queue, starting its worker if the queue was idle.
     fn enqueue(self: &Arc<Self>, name: &str, op: Op) {
-        if self.transitions.push(name, op) {
-            execute(transition::drive(self.clone(), name.to_owned()));
+        if let Some(op) = self.transitions.push(name, op) {
+            execute(transition::drive(self.clone(), name.to_owned(), op));
         }
     }
 

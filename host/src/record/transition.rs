@@ -136,17 +136,18 @@ impl Transitions {
         &self.shards[self.hasher.hash_one(name) as usize % SHARDS]
     }
 
-    /// Queues `op`; `true` when `name` had no queue, so the caller must start its worker.
-    pub fn push(&self, name: &str, op: Op) -> bool {
+    /// Queues `op` behind the running one; when `name` is idle, its (empty, unallocated)
+    /// queue is created instead and `op` comes back for the caller to start the worker with.
+    pub fn push(&self, name: &str, op: Op) -> Option<Op> {
         let mut queues = self.shard(name).lock();
         match queues.get_mut(name) {
             Some(queue) => {
                 queue.push_back(op);
-                false
+                None
             }
             None => {
-                queues.insert(name.to_owned(), VecDeque::from([op]));
-                true
+                queues.insert(name.to_owned(), VecDeque::new());
+                Some(op)
             }
         }
     }
@@ -169,16 +170,19 @@ impl Transitions {
     }
 }
 
-/// The worker of `name`'s queue: runs its operations in order until none is left.
-pub async fn drive(records: Arc<Records>, name: String) {
+/// The worker of `name`'s queue: runs `first`, then the queued operations in order until none
+/// is left.
+pub async fn drive(records: Arc<Records>, name: String, first: Op) {
     let mut guard = Abandon {
         records: &records,
         name: &name,
         drained: false,
     };
     let mut state = State::Unknown;
-    while let Some(op) = records.transitions.pop(&name) {
+    let mut next = Some(first);
+    while let Some(op) = next {
         op.run(&records, &name, &mut state).await;
+        next = records.transitions.pop(&name);
     }
     guard.drained = true;
 }

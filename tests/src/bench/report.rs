@@ -17,7 +17,7 @@ pub fn read_outcomes(path: &str) -> Result<Vec<Outcome>, String> {
 }
 
 /// Order of rows: the scenarios in the order of the brief, unknown ones last.
-fn rank(scenario: &str) -> (usize, u64, String) {
+fn rank<'a>(scenario: &'a str) -> (usize, u64, String) {
     const ORDER: &[&str] = &[
         "connect",
         "idle",
@@ -28,13 +28,13 @@ fn rank(scenario: &str) -> (usize, u64, String) {
         "rpc",
         "presence",
     ];
-    let (base, n) = match scenario
+    // `idle-N` and `…-pipelined-N` sort by N after their base scenario.
+    let numbered = |(base, n): (&'a str, &str)| n.parse::<u64>().ok().map(|n| (base, n));
+    let (base, n) = scenario
         .strip_prefix("idle-")
-        .and_then(|n| n.parse::<u64>().ok())
-    {
-        Some(n) => ("idle", n),
-        None => (scenario, 0),
-    };
+        .and_then(|n| numbered(("idle", n)))
+        .or_else(|| scenario.rsplit_once("-pipelined-").and_then(numbered))
+        .unwrap_or((scenario, 0));
     (
         ORDER.iter().position(|s| *s == base).unwrap_or(ORDER.len()),
         n,
@@ -217,4 +217,37 @@ pub fn table(ours: &[Outcome], theirs: &[Outcome], ours_label: &str, theirs_labe
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbered_variants_follow_their_scenario() {
+        let mut names = vec![
+            "rpc-pipelined-32",
+            "record-fanout",
+            "idle-10000",
+            "record-writes-pipelined-32",
+            "rpc",
+            "idle-2000",
+            "record-writes",
+            "record-writes-pipelined-8",
+        ];
+        names.sort_by_key(|name| rank(name));
+        assert_eq!(
+            names,
+            [
+                "idle-2000",
+                "idle-10000",
+                "record-writes",
+                "record-writes-pipelined-8",
+                "record-writes-pipelined-32",
+                "record-fanout",
+                "rpc",
+                "rpc-pipelined-32",
+            ]
+        );
+    }
 }

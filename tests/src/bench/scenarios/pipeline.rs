@@ -18,6 +18,15 @@ use crate::bench::{
     stats::Histogram,
 };
 
+/// The scenario's name in results: `base` for a plain closed loop, `base-pipelined-N` with N
+/// requests in flight (a different load, so a row of its own).
+pub fn scenario_name(base: &str, in_flight: usize) -> String {
+    match in_flight {
+        0 | 1 => base.to_owned(),
+        n => format!("{base}-pipelined-{n}"),
+    }
+}
+
 /// What one received frame means to the operation loop.
 pub enum Reply {
     /// The operation with this correlation id completed.

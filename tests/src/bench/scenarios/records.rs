@@ -56,7 +56,8 @@ async fn subscribe_create_read(ctx: &Ctx, ws: &mut Ws, name: &str) -> Result<i32
 
 pub async fn writes(ctx: &Ctx, params: &Params) -> Outcome {
     let writers = params.writers.max(1);
-    let outcome = ctx.outcome("record-writes", "acks").params(json!({
+    let scenario = pipeline::scenario_name("record-writes", params.in_flight);
+    let outcome = ctx.outcome(&scenario, "acks").params(json!({
         "writers": writers,
         "in_flight": params.in_flight,
         "payload": params.payload,

@@ -30,7 +30,8 @@ const RESPONSE: (i32, i32) = (Topic::Rpc as i32, RpcAction::Response as i32);
 
 pub async fn run(ctx: &Ctx, params: &Params) -> Outcome {
     let (providers, requesters) = (params.providers.max(1), params.requesters.max(1));
-    let outcome = ctx.outcome("rpc", "round trips").params(json!({
+    let scenario = pipeline::scenario_name("rpc", params.in_flight);
+    let outcome = ctx.outcome(&scenario, "round trips").params(json!({
         "providers": providers,
         "requesters": requesters,
         "in_flight": params.in_flight,
