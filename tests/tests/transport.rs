@@ -1,0 +1,132 @@
+//! The ws-binary transport at the TCP level: how bytes arrive must not matter. The server
+//! treats a read shorter than its buffer as "the socket is empty" and waits for the next
+//! readiness event instead of asking again; these pin that nothing is missed that way.
+
+use std::{
+    io::{Read, Write},
+    net::{Shutdown, TcpStream},
+    thread::sleep,
+    time::Duration,
+};
+
+use bytes::Bytes;
+use deepstream::protocol::{self, AuthAction, ConnectionAction, Message, Topic};
+use deepstream_tests::{ServerProcess, base_config, free_port};
+
+fn server() -> ServerProcess {
+    let port = free_port();
+    ServerProcess::start(
+        &format!("{}auth:\n  - type: none\n", base_config(port)),
+        port,
+    )
+}
+
+/// A TCP connection that has done the WebSocket upgrade by hand.
+fn upgraded(port: u16) -> TcpStream {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("read timeout");
+    write!(
+        stream,
+        "GET /deepstream HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Version: 13\r\n\r\n"
+    )
+    .expect("upgrade request");
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8];
+        stream.read_exact(&mut byte).expect("upgrade response");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    stream
+}
+
+/// `message` as a masked client binary frame (mask key 0: the payload reads as is).
+fn client_frame(message: &Message) -> Vec<u8> {
+    let payload = protocol::encode(message);
+    assert!(payload.len() < 126, "short frames only");
+    let mut frame = vec![0x82, 0x80 | payload.len() as u8, 0, 0, 0, 0];
+    frame.extend_from_slice(&payload);
+    frame
+}
+
+fn challenge() -> Message {
+    Message {
+        url: Some("ws://127.0.0.1/deepstream".into()),
+        protocol_version: Some("0.1a".into()),
+        sdk_version: Some("7.0.5".into()),
+        sdk_type: Some("javascript".into()),
+        ..Message::new(Topic::Connection, ConnectionAction::Challenge)
+    }
+}
+
+/// The next server frame's payload, decoded; `None` at the end of the stream.
+fn next_message(stream: &mut TcpStream) -> Option<Message> {
+    let mut head = [0u8; 2];
+    match stream.read_exact(&mut head) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return None,
+        Err(e) => panic!("reading a frame: {e}"),
+    }
+    assert_eq!(head[0], 0x82, "a final binary frame, got {head:02x?}");
+    let length = match head[1] {
+        126 => {
+            let mut ext = [0u8; 2];
+            stream.read_exact(&mut ext).expect("length");
+            u16::from_be_bytes(ext) as usize
+        }
+        n => n as usize,
+    };
+    let mut payload = vec![0u8; length];
+    stream.read_exact(&mut payload).expect("payload");
+    Some(protocol::decode(Bytes::from(payload)).expect("decodable frame"))
+}
+
+#[test]
+fn a_frame_arriving_in_pieces_is_read_whole() {
+    let server = server();
+    let mut stream = upgraded(server.port);
+    let frame = client_frame(&challenge());
+    // Each piece is a short read for the server; the next must still wake it.
+    for piece in frame.chunks(frame.len() / 3 + 1) {
+        stream.write_all(piece).expect("writing a piece");
+        sleep(Duration::from_millis(100));
+    }
+    let accept = next_message(&mut stream).expect("ACCEPT");
+    assert_eq!(
+        (accept.topic, accept.action),
+        (Topic::Connection, ConnectionAction::Accept as i32),
+        "{accept:?}"
+    );
+}
+
+#[test]
+fn a_message_sent_with_the_end_of_input_is_answered_and_the_close_is_seen() {
+    let server = server();
+    let mut stream = upgraded(server.port);
+    let mut bytes = client_frame(&challenge());
+    bytes.extend(client_frame(
+        &Message::new(Topic::Auth, AuthAction::Request).with_json(&serde_json::json!({})),
+    ));
+    // Data and FIN together: the read that takes the data is short, and the end of input must
+    // not be lost with the readiness it clears.
+    stream.write_all(&bytes).expect("writing");
+    stream.shutdown(Shutdown::Write).expect("half close");
+    let accept = next_message(&mut stream).expect("ACCEPT");
+    assert_eq!(accept.action, ConnectionAction::Accept as i32, "{accept:?}");
+    let login = next_message(&mut stream).expect("AUTH_SUCCESSFUL");
+    assert_eq!(
+        (login.topic, login.action),
+        (Topic::Auth, AuthAction::AuthSuccessful as i32),
+        "{login:?}"
+    );
+    // The server ends the connection within the read timeout instead of waiting for more.
+    assert!(
+        next_message(&mut stream).is_none(),
+        "nothing after AUTH_SUCCESSFUL but the end of the connection"
+    );
+}
