@@ -124,6 +124,15 @@ fn cpu(o: Option<&Outcome>) -> String {
         .map_or("-".into(), number)
 }
 
+/// How many times more CPU per operation `theirs` spent than `ours` (the targets).
+fn cpu_ratio(ours: Option<&Outcome>, theirs: Option<&Outcome>) -> String {
+    let per_op = |o: Option<&Outcome>| supported(o).and_then(|o| o.server_cpu_us_per_op);
+    match (per_op(ours), per_op(theirs)) {
+        (Some(ours), Some(theirs)) if ours > 0.0 => format!("{:.1}x", theirs / ours),
+        _ => "-".into(),
+    }
+}
+
 fn loadgen(o: Option<&Outcome>) -> String {
     supported(o)
         .and_then(|o| o.loadgen_cpu_us_per_op)
@@ -161,6 +170,7 @@ pub fn table(ours: &[Outcome], theirs: &[Outcome], ours_label: &str, theirs_labe
         format!("p50 / p99 ms {theirs_label}"),
         format!("CPU µs/op {ours_label}"),
         format!("CPU µs/op {theirs_label}"),
+        format!("CPU per op {theirs_label}/{ours_label}"),
         format!("peak RSS MiB {ours_label}"),
         format!("peak RSS MiB {theirs_label}"),
         format!("errors {ours_label} / {theirs_label}"),
@@ -186,6 +196,7 @@ pub fn table(ours: &[Outcome], theirs: &[Outcome], ours_label: &str, theirs_labe
             latency(*b),
             cpu(*a),
             cpu(*b),
+            cpu_ratio(*a, *b),
             rss(*a),
             rss(*b),
             format!("{} / {}", errors(*a), errors(*b)),
