@@ -49,6 +49,7 @@ pub trait Operation {
 }
 
 /// Bounds of one worker's loop.
+#[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// Requests outstanding at once (at least 1).
     pub in_flight: usize,
@@ -58,6 +59,31 @@ pub struct Limits {
     pub deadline: Instant,
     /// A request unanswered this long is an error and stops the worker.
     pub op_timeout: Duration,
+}
+
+/// Runs every worker (a connection and its operation) on its own task within the same
+/// `limits`; returns the sum of completed operations and the merged histogram.
+pub async fn run_all<O: Operation + Send + 'static>(
+    workers: impl IntoIterator<Item = (Ws, O)>,
+    limits: Limits,
+    errors: &Arc<Errors>,
+) -> (u64, Histogram) {
+    let tasks: Vec<_> = workers
+        .into_iter()
+        .map(|(ws, op)| tokio::spawn(run(ws, op, limits, errors.clone())))
+        .collect();
+    let mut completed = 0;
+    let mut histogram = Histogram::default();
+    for task in tasks {
+        match task.await {
+            Ok((n, h)) => {
+                completed += n;
+                histogram.merge(&h);
+            }
+            Err(e) => errors.record(format!("worker task panicked: {e}")),
+        }
+    }
+    (completed, histogram)
 }
 
 /// Runs `op` on `ws` within `limits`. Returns (completed operations, round-trip histogram).

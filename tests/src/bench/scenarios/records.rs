@@ -27,7 +27,6 @@ use crate::bench::{
     Ctx, Errors, Outcome,
     client::{self, Fail, Ws},
     probe::{Measured, Window},
-    stats::Histogram,
 };
 
 const WRITE_ACK: (i32, i32) = (
@@ -85,35 +84,21 @@ pub async fn writes(ctx: &Ctx, params: &Params) -> Outcome {
     let errors = Arc::new(Errors::default());
     let pad = Arc::<str>::from(client::padding(params.payload));
     let window = Window::start(ctx.probe.as_ref());
-    let deadline = window.started() + ctx.duration;
-    let tasks: Vec<_> = writers
-        .into_iter()
-        .map(|(ws, (name, version))| {
-            let writer = Writer {
-                name,
-                version,
-                pad: pad.clone(),
-            };
-            let limits = Limits {
-                in_flight: params.in_flight,
-                count: params.per_worker,
-                deadline,
-                op_timeout: ctx.op_timeout,
-            };
-            tokio::spawn(pipeline::run(ws, writer, limits, errors.clone()))
-        })
-        .collect();
-    let mut ops = 0;
-    let mut histogram = Histogram::default();
-    for task in tasks {
-        match task.await {
-            Ok((n, h)) => {
-                ops += n;
-                histogram.merge(&h);
-            }
-            Err(e) => errors.record(format!("writer task panicked: {e}")),
-        }
-    }
+    let limits = Limits {
+        in_flight: params.in_flight,
+        count: params.per_worker,
+        deadline: window.started() + ctx.duration,
+        op_timeout: ctx.op_timeout,
+    };
+    let workers = writers.into_iter().map(|(ws, (name, version))| {
+        let writer = Writer {
+            name,
+            version,
+            pad: pad.clone(),
+        };
+        (ws, writer)
+    });
+    let (ops, histogram) = pipeline::run_all(workers, limits, &errors).await;
     let measured = window.finish(ctx.probe.as_ref());
     let mut outcome = outcome
         .measured(ops, measured)

@@ -21,7 +21,6 @@ use crate::bench::{
     Ctx, Errors, Outcome,
     client::{self, Fail, Ws},
     probe::Window,
-    stats::Histogram,
 };
 
 const REQUEST: (i32, i32) = (Topic::Rpc as i32, RpcAction::Request as i32);
@@ -70,35 +69,20 @@ pub async fn run(ctx: &Ctx, params: &Params) -> Outcome {
         .collect();
 
     let window = Window::start(ctx.probe.as_ref());
-    let deadline = window.started() + ctx.duration;
-    let tasks: Vec<_> = requester_clients
-        .into_iter()
-        .enumerate()
-        .map(|(i, ws)| {
-            let requester = Requester {
-                name: name.clone(),
-                prefix: format!("{}-{i}", ctx.run_id),
-            };
-            let limits = Limits {
-                in_flight: params.in_flight,
-                count: params.per_worker,
-                deadline,
-                op_timeout: ctx.op_timeout,
-            };
-            tokio::spawn(pipeline::run(ws, requester, limits, errors.clone()))
-        })
-        .collect();
-    let mut ops = 0;
-    let mut histogram = Histogram::default();
-    for task in tasks {
-        match task.await {
-            Ok((n, h)) => {
-                ops += n;
-                histogram.merge(&h);
-            }
-            Err(e) => errors.record(format!("requester task panicked: {e}")),
-        }
-    }
+    let limits = Limits {
+        in_flight: params.in_flight,
+        count: params.per_worker,
+        deadline: window.started() + ctx.duration,
+        op_timeout: ctx.op_timeout,
+    };
+    let workers = requester_clients.into_iter().enumerate().map(|(i, ws)| {
+        let requester = Requester {
+            name: name.clone(),
+            prefix: format!("{}-{i}", ctx.run_id),
+        };
+        (ws, requester)
+    });
+    let (ops, histogram) = pipeline::run_all(workers, limits, &errors).await;
     let measured = window.finish(ctx.probe.as_ref());
     let _ = stop_tx.send(true);
     for task in provider_tasks {
