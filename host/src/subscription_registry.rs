@@ -8,7 +8,6 @@
 
 use std::sync::{Arc, OnceLock};
 
-use bytes::Bytes;
 use parking_lot::RwLock;
 
 use crate::{
@@ -37,14 +36,22 @@ pub struct RegistryActions {
     pub multiple_subscriptions: i32,
 }
 
+/// The local subscriptions, both ways round.
+#[derive(Default)]
+struct Local {
+    /// name → subscribed connections, in subscription order.
+    by_name: HashMap<String, Vec<ConnectionHandle>>,
+    /// connection id → names it is subscribed to, for cleanup on close.
+    by_connection: HashMap<u64, HashSet<String>>,
+}
+
 /// Local subscribers of one topic.
 pub struct SubscriptionRegistry {
     /// The topic whose messages this registry distributes.
     topic: Topic,
-    /// name → subscribed connections, in subscription order.
-    subscribers: RwLock<HashMap<String, Vec<ConnectionHandle>>>,
-    /// connection id → names it is subscribed to, for cleanup on close.
-    by_connection: RwLock<HashMap<u64, HashSet<String>>>,
+    /// Both maps under one lock: a subscription and its removal (unsubscribe, the close
+    /// cleanup) can never interleave half-way.
+    local: RwLock<Local>,
     /// Cluster-wide view: which names have subscribers on any server.
     state: Arc<dyn StateRegistry>,
     /// Where broadcasts from local clients go to reach other servers.
@@ -67,8 +74,7 @@ impl SubscriptionRegistry {
     ) -> Arc<Self> {
         Arc::new(SubscriptionRegistry {
             topic,
-            subscribers: RwLock::default(),
-            by_connection: RwLock::default(),
+            local: RwLock::default(),
             state,
             cluster,
             monitoring,
@@ -92,34 +98,46 @@ impl SubscriptionRegistry {
     }
 
     /// Subscribes; a duplicate gets MULTIPLE_SUBSCRIPTIONS `{originalAction, name}` and
-    /// `false`. Acks are the caller's (bulk acks differ from single ones).
+    /// `false`, a connection already closed (its cleanup may have run) just `false`. Acks are
+    /// the caller's (bulk acks differ from single ones).
     pub fn subscribe(
         &self,
         name: &str,
         connection: &ConnectionHandle,
         request_action: i32,
     ) -> bool {
+        // Counted cluster-wide before the subscription is visible, so whoever removes it
+        // counts down after this count went up.
+        self.state.add(name);
         let added = {
-            let mut by_connection = self.by_connection.write();
-            by_connection
-                .entry(connection.id)
-                .or_default()
-                .insert(name.to_owned())
+            let mut local = self.local.write();
+            // `mark_closed` precedes the close cleanup, which takes this lock.
+            let added = !connection.is_closed()
+                && local
+                    .by_connection
+                    .entry(connection.id)
+                    .or_default()
+                    .insert(name.to_owned());
+            if added {
+                local
+                    .by_name
+                    .entry(name.to_owned())
+                    .or_default()
+                    .push(connection.clone());
+            }
+            added
         };
         if !added {
-            connection.send(
-                &Message::new(self.topic, self.actions.multiple_subscriptions)
-                    .with_original_action(request_action)
-                    .with_name(name),
-            );
+            self.state.remove(name);
+            if !connection.is_closed() {
+                connection.send(
+                    &Message::new(self.topic, self.actions.multiple_subscriptions)
+                        .with_original_action(request_action)
+                        .with_name(name),
+                );
+            }
             return false;
         }
-        self.subscribers
-            .write()
-            .entry(name.to_owned())
-            .or_default()
-            .push(connection.clone());
-        self.state.add(name);
         if let Some(listener) = self.listener.get() {
             listener.on_subscription_made(name, connection);
         }
@@ -146,60 +164,77 @@ impl SubscriptionRegistry {
     /// Unsubscribes; `false` when the connection was not subscribed.
     pub fn unsubscribe(&self, name: &str, connection: &ConnectionHandle) -> bool {
         let removed = {
-            let mut by_connection = self.by_connection.write();
-            match by_connection.get_mut(&connection.id) {
+            let mut local = self.local.write();
+            let removed = match local.by_connection.get_mut(&connection.id) {
                 Some(names) => {
                     let removed = names.remove(name);
                     if names.is_empty() {
-                        by_connection.remove(&connection.id);
+                        local.by_connection.remove(&connection.id);
                     }
                     removed
                 }
                 None => false,
+            };
+            if removed {
+                local.drop_subscriber(name, connection.id);
             }
+            removed
         };
         if removed {
-            self.forget(name, connection);
+            self.removed(name, connection);
         }
         removed
     }
 
     /// Drops every subscription of a closed connection, running the same hooks.
     pub fn remove_connection(&self, connection: &ConnectionHandle) {
-        let names = self.by_connection.write().remove(&connection.id);
+        let names = {
+            let mut local = self.local.write();
+            let names = local.by_connection.remove(&connection.id);
+            for name in names.iter().flatten() {
+                local.drop_subscriber(name, connection.id);
+            }
+            names
+        };
         for name in names.into_iter().flatten() {
-            self.forget(&name, connection);
+            self.removed(&name, connection);
         }
     }
 
-    fn forget(&self, name: &str, connection: &ConnectionHandle) {
-        {
-            let mut subscribers = self.subscribers.write();
-            if let Some(list) = subscribers.get_mut(name) {
-                list.retain(|subscriber| subscriber.id != connection.id);
-                if list.is_empty() {
-                    subscribers.remove(name);
+    /// Drops every local subscription of `name` (the record was deleted), running the same
+    /// hooks.
+    pub fn remove_name(&self, name: &str) {
+        let subscribers = {
+            let mut local = self.local.write();
+            let subscribers = local.by_name.remove(name).unwrap_or_default();
+            for subscriber in &subscribers {
+                if let Some(names) = local.by_connection.get_mut(&subscriber.id) {
+                    names.remove(name);
+                    if names.is_empty() {
+                        local.by_connection.remove(&subscriber.id);
+                    }
                 }
             }
+            subscribers
+        };
+        for subscriber in &subscribers {
+            self.removed(name, subscriber);
         }
+    }
+
+    /// The hooks of one removed subscription.
+    fn removed(&self, name: &str, connection: &ConnectionHandle) {
         if let Some(listener) = self.listener.get() {
             listener.on_subscription_removed(name, connection);
         }
         self.state.remove(name);
     }
 
-    /// Whether `connection` is subscribed to `name`.
-    pub fn is_subscribed(&self, name: &str, connection: &ConnectionHandle) -> bool {
-        self.by_connection
-            .read()
-            .get(&connection.id)
-            .is_some_and(|names| names.contains(name))
-    }
-
     /// The local subscribers of `name`, in subscription order.
     pub fn local_subscribers(&self, name: &str) -> Vec<ConnectionHandle> {
-        self.subscribers
+        self.local
             .read()
+            .by_name
             .get(name)
             .cloned()
             .unwrap_or_default()
@@ -213,8 +248,9 @@ impl SubscriptionRegistry {
         eligible: impl Fn(&ConnectionHandle) -> bool,
     ) -> Option<ConnectionHandle> {
         use rand::seq::IteratorRandom;
-        let subscribers = self.subscribers.read();
-        subscribers
+        let local = self.local.read();
+        local
+            .by_name
             .get(name)?
             .iter()
             .filter(|subscriber| eligible(subscriber))
@@ -223,7 +259,7 @@ impl SubscriptionRegistry {
     }
 
     pub fn has_local_subscribers(&self, name: &str) -> bool {
-        self.subscribers.read().contains_key(name)
+        self.local.read().by_name.contains_key(name)
     }
 
     /// Names with subscribers anywhere in the cluster.
@@ -253,40 +289,38 @@ impl SubscriptionRegistry {
         let except = sender.map(|s| s.id);
         let to_cluster = sender.is_some() && self.cluster.has_peers();
         let mut count = 0;
+        let mut frame = None;
         {
-            let subscribers = self.subscribers.read();
-            let mut recipients = subscribers
+            let local = self.local.read();
+            let recipients = local
+                .by_name
                 .get(name)
                 .into_iter()
                 .flatten()
-                .filter(|subscriber| Some(subscriber.id) != except)
-                .peekable();
-            if recipients.peek().is_some() || to_cluster {
-                let frame = crate::protocol::encode(message);
-                for subscriber in recipients {
-                    subscriber.send_frame(frame.clone());
-                    count += 1;
-                }
-                if to_cluster {
-                    self.cluster.send(frame);
-                }
-            }
-        }
-        self.monitoring
-            .on_broadcast(self.topic as u8, message.action, count);
-    }
-
-    /// Delivers an encoded frame to the local subscribers of `name` (also used for frames
-    /// arriving from other servers); returns how many received it.
-    pub fn deliver_local(&self, name: &str, frame: Bytes, except: Option<u64>) -> u32 {
-        let subscribers = self.subscribers.read();
-        let mut count = 0;
-        for subscriber in subscribers.get(name).into_iter().flatten() {
-            if Some(subscriber.id) != except {
+                .filter(|subscriber| Some(subscriber.id) != except);
+            for subscriber in recipients {
+                let frame = frame.get_or_insert_with(|| crate::protocol::encode(message));
                 subscriber.send_frame(frame.clone());
                 count += 1;
             }
         }
-        count
+        if to_cluster {
+            self.cluster
+                .send(frame.unwrap_or_else(|| crate::protocol::encode(message)));
+        }
+        self.monitoring
+            .on_broadcast(self.topic as u8, message.action, count);
+    }
+}
+
+impl Local {
+    /// Removes `connection` from `name`'s subscribers (and `name` when none is left).
+    fn drop_subscriber(&mut self, name: &str, connection: u64) {
+        if let Some(list) = self.by_name.get_mut(name) {
+            list.retain(|subscriber| subscriber.id != connection);
+            if list.is_empty() {
+                self.by_name.remove(name);
+            }
+        }
     }
 }

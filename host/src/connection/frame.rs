@@ -12,11 +12,16 @@
 use bytes::Bytes;
 
 /// Close codes the server sends (RFC 6455 §7.4.1).
-pub const CLOSE_NORMAL: u16 = 1000;
 pub const CLOSE_PROTOCOL_ERROR: u16 = 1002;
-pub const CLOSE_UNSUPPORTED_DATA: u16 = 1003;
 pub const CLOSE_INVALID_PAYLOAD: u16 = 1007;
 pub const CLOSE_TOO_BIG: u16 = 1009;
+
+/// At most this much is reserved for an incomplete frame before its bytes arrive (the size of
+/// the transport's read buffer).
+const RESERVE_AHEAD: usize = 64 * 1024;
+
+/// A close frame without a payload (what a server-initiated close sends).
+pub const EMPTY_CLOSE: [u8; 2] = [0x80 | OP_CLOSE, 0];
 
 const OP_CONTINUATION: u8 = 0x0;
 const OP_TEXT: u8 = 0x1;
@@ -106,8 +111,10 @@ impl Decoder {
         if self.partial.is_empty() {
             let used = self.decode(input, events, &mut wanted);
             if !self.done && used < input.len() {
-                // Room for the whole frame, so that it is copied once.
-                self.partial.reserve_exact(wanted.max(input.len() - used));
+                // Room for the whole frame, so that it is copied once; but no more than a
+                // read's worth up front, so a header alone cannot make us reserve its length.
+                self.partial
+                    .reserve_exact(wanted.min(RESERVE_AHEAD).max(input.len() - used));
                 self.partial.extend_from_slice(&input[used..]);
             }
         } else {
@@ -134,14 +141,11 @@ impl Decoder {
             let header = match self.parse(&buffer[at..]) {
                 Parsed::Incomplete => break,
                 Parsed::Text => {
-                    self.done = true;
-                    self.partial = Vec::new();
-                    self.fragments = None;
-                    events.push(Event::Text);
+                    self.end(Event::Text, events);
                     break;
                 }
                 Parsed::Fail(code, reason) => {
-                    self.fail(code, reason, events);
+                    self.end(Event::Fail(code, reason), events);
                     break;
                 }
                 Parsed::Frame(header) => header,
@@ -264,23 +268,19 @@ impl Decoder {
             OP_PING => events.push(Event::Ping(Bytes::copy_from_slice(payload))),
             OP_PONG => {}
             OP_CLOSE => match close_reply(payload) {
-                Ok(reply) => {
-                    self.done = true;
-                    self.partial = Vec::new();
-                    self.fragments = None;
-                    events.push(Event::Close(reply));
-                }
-                Err((code, reason)) => self.fail(code, reason, events),
+                Ok(reply) => self.end(Event::Close(reply), events),
+                Err((code, reason)) => self.end(Event::Fail(code, reason), events),
             },
-            _ => self.fail(CLOSE_PROTOCOL_ERROR, "unknown opcode", events),
+            _ => self.end(Event::Fail(CLOSE_PROTOCOL_ERROR, "unknown opcode"), events),
         }
     }
 
-    fn fail(&mut self, code: u16, reason: &'static str, events: &mut Vec<Event>) {
+    /// The last event: nothing more is decoded and nothing is kept.
+    fn end(&mut self, event: Event, events: &mut Vec<Event>) {
         self.done = true;
         self.partial = Vec::new();
         self.fragments = None;
-        events.push(Event::Fail(code, reason));
+        events.push(event);
     }
 }
 
@@ -372,6 +372,29 @@ pub fn pong(payload: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_declared_length_alone_does_not_reserve_it() {
+        let mut decoder = Decoder::new(4 << 20);
+        // A binary frame header announcing 1 MB (64-bit length), mask, then 10 payload bytes.
+        let mut input = vec![0x82, 0x80 | 127];
+        input.extend_from_slice(&(1u64 << 20).to_be_bytes());
+        input.extend_from_slice(&MASK);
+        input.extend_from_slice(&[0; 10]);
+        let mut events = Vec::new();
+        decoder.feed(&mut input, &mut events);
+        assert!(events.is_empty());
+        assert!(
+            decoder.partial.capacity() <= RESERVE_AHEAD,
+            "reserved {} bytes for 24 received",
+            decoder.partial.capacity()
+        );
+    }
+
+    #[test]
+    fn the_empty_close_constant_is_an_empty_close_frame() {
+        assert_eq!(close_echo(&[]), EMPTY_CLOSE);
+    }
 
     const MASK: [u8; 4] = [0x12, 0x34, 0x56, 0x78];
 

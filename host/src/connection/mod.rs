@@ -100,9 +100,14 @@ impl Connection {
         (connection.clone(), Outbox(connection))
     }
 
+    /// Queues `item` unless the connection is closed: checked under the lock `mark_closed`
+    /// empties the queue with, so nothing is left in a closed connection's queue.
     fn push(&self, item: Outbound) {
         let was_empty = {
             let mut queue = self.outbound.lock();
+            if self.is_closed() {
+                return;
+            }
             let was_empty = queue.is_empty();
             queue.push_back(item);
             was_empty
@@ -115,21 +120,19 @@ impl Connection {
 
     /// Queues an already encoded frame (the broadcast path encodes once for every recipient).
     pub fn send_frame(&self, frame: Bytes) {
-        if !self.is_closed() {
-            self.push(Outbound::Frame(frame));
-        }
+        self.push(Outbound::Frame(frame));
     }
 
-    /// Encodes and queues one message.
+    /// Encodes and queues one message (not even encoded for a closed connection).
     pub fn send(&self, message: &Message) {
-        self.send_frame(protocol::encode(message));
+        if !self.is_closed() {
+            self.push(Outbound::Frame(protocol::encode(message)));
+        }
     }
 
     /// Flushes what is queued, then closes.
     pub fn close(&self) {
-        if !self.is_closed() {
-            self.push(Outbound::Close);
-        }
+        self.push(Outbound::Close);
     }
 
     /// Takes up to `max` queued items into `into`; returns how many.

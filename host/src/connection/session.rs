@@ -64,10 +64,6 @@ impl Session {
         self.state == State::Authenticated
     }
 
-    pub fn connection(&self) -> &ConnectionHandle {
-        &self.connection
-    }
-
     /// Handles one frame from the client.
     pub async fn receive(&mut self, frame: Bytes) -> Flow {
         let message = match protocol::decode_from_client(frame) {

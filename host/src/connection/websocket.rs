@@ -45,6 +45,8 @@ const LINGER: Duration = Duration::from_millis(500);
 thread_local! {
     /// Where every connection served by this thread reads into.
     static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; SCRATCH_SIZE].into_boxed_slice());
+    /// Where the frames of one `writev` are taken from the queue (empty between writes).
+    static BATCH: RefCell<Vec<Outbound>> = RefCell::new(Vec::with_capacity(WRITE_CHUNK));
 }
 
 /// The socket side of a connection: the decoder and what the socket has not taken yet.
@@ -149,11 +151,24 @@ impl Socket {
     /// Writes up to [`MAX_BATCH`] queued frames; `Ok(true)` when a close was queued (it is
     /// written after the frames before it). `more` is set when frames are left in the queue.
     fn write_queued(&mut self, connection: &Connection, more: &mut bool) -> io::Result<bool> {
-        let mut batch = Vec::new();
+        BATCH.with_borrow_mut(|batch| {
+            let result = self.write_batches(connection, batch, more);
+            // Nothing stays referenced from the thread's buffer.
+            batch.clear();
+            result
+        })
+    }
+
+    fn write_batches(
+        &mut self,
+        connection: &Connection,
+        batch: &mut Vec<Outbound>,
+        more: &mut bool,
+    ) -> io::Result<bool> {
         let mut taken = 0;
         while taken < MAX_BATCH && !self.has_backlog() {
             batch.clear();
-            let count = connection.take_queued(&mut batch, WRITE_CHUNK.min(MAX_BATCH - taken));
+            let count = connection.take_queued(batch, WRITE_CHUNK.min(MAX_BATCH - taken));
             if count == 0 {
                 return Ok(false);
             }
@@ -169,7 +184,6 @@ impl Socket {
                     }
                 }
             }
-            let close_frame = frame::close_echo(&[]);
             let mut slices = [IoSlice::new(&[]); 2 * WRITE_CHUNK + 1];
             let mut used = 0;
             for (item, (header, length)) in batch.iter().zip(&headers) {
@@ -181,7 +195,7 @@ impl Socket {
                 used += 2;
             }
             if close {
-                slices[used] = IoSlice::new(&close_frame);
+                slices[used] = IoSlice::new(&frame::EMPTY_CLOSE);
                 used += 1;
             }
             self.write(&slices[..used])?;

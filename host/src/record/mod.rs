@@ -126,8 +126,8 @@ impl TopicHandler for RecordHandler {
             Some(A::SubscribeAndHead) => {
                 subscribe::subscribe_and_head(records, connection, message)
             }
-            Some(A::Subscribe) => subscribe::subscribe(records, connection, &message),
-            Some(A::Unsubscribe) => subscribe::unsubscribe(records, connection, &message),
+            Some(A::Subscribe) => records.subscriptions.subscribe_bulk(connection, &message),
+            Some(A::Unsubscribe) => records.subscriptions.unsubscribe_bulk(connection, &message),
             Some(A::Read) => read::read(records, connection, message),
             Some(A::Head) => read::head(records, connection, message),
             Some(
@@ -195,9 +195,7 @@ impl Records {
         let deleted = Message::new(Topic::Record, RecordAction::Deleted).with_name(name);
         self.subscriptions
             .send_to_subscribers(name, &deleted, sender);
-        for subscriber in self.subscriptions.local_subscribers(name) {
-            self.subscriptions.unsubscribe(name, &subscriber);
-        }
+        self.subscriptions.remove_name(name);
     }
 }
 

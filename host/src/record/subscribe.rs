@@ -79,11 +79,6 @@ impl Subscribe {
         records
             .subscriptions
             .subscribe(name, &self.connection, RecordAction::Subscribe as i32);
-        if self.connection.is_closed() {
-            // The close cleanup may already have run; do not leave the subscription behind.
-            records.subscriptions.unsubscribe(name, &self.connection);
-            return;
-        }
         let (version, data) = match state {
             State::Present(current) => (current.version, payload(&current.data)),
             _ => (-1, Bytes::from_static(b"{}")),
@@ -158,7 +153,7 @@ pub fn subscribe_and_head(records: &Arc<Records>, connection: &ConnectionHandle,
             ..Message::new(Topic::Record, RecordAction::HeadResponseBulk)
         };
         connection.send(&bulk);
-        subscribe(&records, &connection, &message);
+        records.subscriptions.subscribe_bulk(&connection, &message);
         let missing = message
             .names
             .iter()
@@ -174,22 +169,4 @@ pub fn subscribe_and_head(records: &Arc<Records>, connection: &ConnectionHandle,
         }))
         .await;
     });
-}
-
-/// Bulk subscribe: each name silently, then one ack `{correlationId, isAck}` (§3.4).
-pub fn subscribe(records: &Records, connection: &ConnectionHandle, message: &Message) {
-    for name in &message.names {
-        records
-            .subscriptions
-            .subscribe(name, connection, message.action);
-    }
-    connection.send(&message.ack());
-}
-
-/// Bulk unsubscribe: names not subscribed are skipped silently, then one ack.
-pub fn unsubscribe(records: &Records, connection: &ConnectionHandle, message: &Message) {
-    for name in &message.names {
-        records.subscriptions.unsubscribe(name, connection);
-    }
-    connection.send(&message.ack());
 }

@@ -66,7 +66,7 @@ impl TestStore {
 
     fn holding(mode: Mode, name: &str, version: i32, data: &str) -> Arc<Self> {
         let store = TestStore::new(mode);
-        let _ = store.records.set(name, version, Arc::from(data));
+        seed(&store.records, name, version, data);
         store
     }
 
@@ -916,7 +916,7 @@ async fn upserts_check_create_and_write_and_denials_name_the_client_action() {
     assert_eq!(denial.correlation_id.as_deref(), Some("0"));
 
     // An existing record still needs `create` for an upsert (server.md §3.2).
-    let _ = setup.cache.records.set("e", 0, Arc::from("{}"));
+    seed(&setup.cache.records, "e", 0, "{}");
     setup.send(
         &writer,
         with_ack(
@@ -1177,10 +1177,7 @@ async fn notify_refreshes_every_subscriber_from_storage_and_acks_with_the_reques
     let mut notifier = setup.holder("kept").await;
     // Storage-excluded, so only the cache had it.
     let mut other = setup.holder("local/gone").await;
-    let _ = setup
-        .cache
-        .records
-        .set("kept", 1, Arc::from("{\"old\":true}"));
+    seed(&setup.cache.records, "kept", 1, "{\"old\":true}");
     let request = record(A::Notify)
         .with_names(["kept", "local/gone"])
         .with_correlation_id("n1");
@@ -1343,5 +1340,16 @@ fn lookup_errors_map_to_their_actions() {
     assert_eq!(
         LookupError::Load(ServiceError::from("x")).action(),
         A::RecordLoadError
+    );
+}
+
+/// Puts a record into a memory cache (whose writes answer at once) before a test acts.
+fn seed(cache: &MemoryCache, name: &str, version: i32, data: &str) {
+    assert!(
+        matches!(
+            cache.set(name, version, Arc::from(data)),
+            Answer::Ready(Ok(()))
+        ),
+        "seeding {name}"
     );
 }

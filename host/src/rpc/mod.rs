@@ -43,10 +43,14 @@ enum Endpoint {
 impl Endpoint {
     fn is(&self, other: &Endpoint) -> bool {
         match (self, other) {
-            (Endpoint::Local(a), Endpoint::Local(b)) => a.id == b.id,
+            (Endpoint::Local(a), other) => other.is_local(a),
             (Endpoint::Remote(a), Endpoint::Remote(b)) => a == b,
             _ => false,
         }
+    }
+
+    fn is_local(&self, connection: &ConnectionHandle) -> bool {
+        matches!(self, Endpoint::Local(local) if local.id == connection.id)
     }
 }
 
@@ -260,13 +264,11 @@ impl RpcHandler {
     /// A random local provider, else (for our own clients) a random other server with one.
     fn next_provider(&self, call: &Call) -> Option<Endpoint> {
         let untried = |endpoint: &Endpoint| !call.tried.iter().any(|tried| tried.is(endpoint));
-        let local =
-            self.providers
-                .random_local_subscriber(call.name(), |provider| {
-                    !call.tried.iter().any(
-                        |tried| matches!(tried, Endpoint::Local(tried) if tried.id == provider.id),
-                    )
-                });
+        let local = self
+            .providers
+            .random_local_subscriber(call.name(), |provider| {
+                !call.tried.iter().any(|tried| tried.is_local(provider))
+            });
         if let Some(provider) = local {
             return Some(Endpoint::Local(provider));
         }

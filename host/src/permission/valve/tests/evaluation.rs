@@ -133,7 +133,7 @@ fn iteration_limit() {
     assert_eq!(v1.check(&ra, &records(&[("x", None)])), Decision::Allow);
     // Passes after the limit are refused.
     let mut ev = v1.start(&ra);
-    let _ = ev.pass(&records(&[("x", None)]));
+    assert_eq!(ev.pass(&records(&[("x", None)])), Decision::Allow);
     assert_eq!(
         ev.pass(&records(&[("x", None)])),
         Decision::Error(EXCEEDED_ITERATIONS.to_owned())
