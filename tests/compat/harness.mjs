@@ -252,13 +252,15 @@ export async function startServer(configOverrides = {}, { files = {} } = {}) {
  *   scenario(name, fn)
  *   scenario(name, { oursOnly: true }, fn)   skipped only when DEEPSTREAM_REFERENCE=1
  *   scenario(name, { oursOnly: 'why' }, fn)  the same, with the reason the reference cannot run it
+ * A scenario whose tail is ours-only ends with `if (IS_REFERENCE) return h.skip('why');`, so the
+ * reference run reports it skipped rather than passed.
  */
 export function scenario(name, opts, fn) {
   if (typeof opts === 'function') [fn, opts] = [opts, {}];
   const why = typeof opts.oursOnly === 'string' ? opts.oursOnly : 'needs our plugin libraries';
   const skip = opts.oursOnly && IS_REFERENCE ? `ours-only: ${why}` : false;
-  test(name, { skip, timeout: opts.timeout ?? 60_000 }, async () => {
-    const h = new ScenarioContext();
+  test(name, { skip, timeout: opts.timeout ?? 60_000 }, async (t) => {
+    const h = new ScenarioContext(t);
     try {
       await fn(h);
     } catch (err) {
@@ -274,9 +276,16 @@ export function scenario(name, opts, fn) {
 }
 
 class ScenarioContext {
-  constructor() {
+  constructor(t) {
+    // node's test context: a scenario that stops early against the reference says so.
+    this.test = t;
     this.servers = [];
     this.clients = [];
+  }
+
+  /** Marks the scenario skipped (the caller returns): the rest checks what only ours does. */
+  skip(why) {
+    this.test.skip(`ours-only from here: ${why}`);
   }
 
   async server(configOverrides, opts) {

@@ -408,7 +408,7 @@ scenario('refused writes: data that is not an object, versions from the future, 
   assert.equal(missing.isError, true);
 
   // The reference (7.0.2) stops the record's queue after INVALID_VERSION; ours goes on.
-  if (IS_REFERENCE) return;
+  if (IS_REFERENCE) return h.skip('the reference stops the queue after INVALID_VERSION');
   sendRaw(raw, { action: RA.PATCH, name: 'rec/raw', version: 1, path: 'a.__proto__.b', data: '1' });
   assert.equal((await raw.received.next(rec(RA.INVALID_MESSAGE_DATA), 'INVALID_MESSAGE_DATA for the path')).originalAction, RA.PATCH);
   sendRaw(raw, { action: RA.UPDATE, name: 'rec/raw', version: 1, data: '{"ok":' });

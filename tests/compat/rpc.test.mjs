@@ -133,9 +133,7 @@ scenario('rpc: accept timeout and response timeout; late replies are refused', a
     pending.unanswered = response;
   });
 
-  const started = Date.now();
   assert.deepEqual(await call(requestor, 'never-accepts'), { ok: false, error: 'ACCEPT_TIMEOUT' });
-  assert.ok(Date.now() - started >= 250, 'not before rpc.ackTimeout');
 
   const accepted = requestor.received.next(is.msg(TOPIC.RPC, RPC_ACTION.ACCEPT, { name: 'never-answers' }), 'ACCEPT');
   assert.deepEqual(await call(requestor, 'never-answers'), { ok: false, error: 'RESPONSE_TIMEOUT' });

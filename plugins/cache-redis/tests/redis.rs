@@ -83,52 +83,16 @@ async fn fresh() -> (Cleanup, RedisCache, String) {
     (Cleanup(prefix.clone()), store, prefix)
 }
 
-#[tokio::test]
-async fn round_trip() {
+/// Every shared storage check, in one run (as the other storage plugins).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn conformance() {
     let (_cleanup, store, prefix) = fresh().await;
-    conformance::round_trip(&store, "ns").await;
+    conformance::all(Arc::new(store), "ns").await;
     assert_eq!(
         keys(&prefix),
         Vec::<String>::new(),
         "deleted records leave no keys"
     );
-}
-
-#[tokio::test]
-async fn missing_records() {
-    let (_cleanup, store, _) = fresh().await;
-    conformance::missing(&store, "ns").await;
-}
-
-#[tokio::test]
-async fn versions_kept_separate() {
-    let (_cleanup, store, _) = fresh().await;
-    conformance::versions_kept_separate(&store, "ns").await;
-}
-
-#[tokio::test]
-async fn json_values() {
-    let (_cleanup, store, _) = fresh().await;
-    conformance::json_values(&store, "ns").await;
-}
-
-#[tokio::test]
-async fn special_names() {
-    let (_cleanup, store, prefix) = fresh().await;
-    conformance::special_names(&store, "ns").await;
-    assert_eq!(keys(&prefix), Vec::<String>::new());
-}
-
-#[tokio::test]
-async fn bulk() {
-    let (_cleanup, store, _) = fresh().await;
-    conformance::bulk(&store, "ns").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_writers() {
-    let (_cleanup, store, _) = fresh().await;
-    conformance::concurrent_writers(Arc::new(store), "ns").await;
 }
 
 #[tokio::test]

@@ -45,42 +45,16 @@ fn assert_no_temp_files(directory: &Path) {
     }
 }
 
-#[tokio::test]
-async fn round_trip() {
+/// Every shared storage check, in one run (as the other storage plugins).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn conformance() {
     let (dir, store) = fresh().await;
-    conformance::round_trip(&store, "ns").await;
-    assert_eq!(listing(&dir.path().join("records")), Vec::<String>::new());
-}
-
-#[tokio::test]
-async fn missing_records() {
-    let (_dir, store) = fresh().await;
-    conformance::missing(&store, "ns").await;
-}
-
-#[tokio::test]
-async fn versions_kept_separate() {
-    let (_dir, store) = fresh().await;
-    conformance::versions_kept_separate(&store, "ns").await;
-}
-
-#[tokio::test]
-async fn json_values() {
-    let (_dir, store) = fresh().await;
-    conformance::json_values(&store, "ns").await;
-}
-
-#[tokio::test]
-async fn special_names() {
-    let (dir, store) = fresh().await;
-    conformance::special_names(&store, "ns").await;
-    assert_eq!(listing(&dir.path().join("records")), Vec::<String>::new());
-}
-
-#[tokio::test]
-async fn bulk() {
-    let (_dir, store) = fresh().await;
-    conformance::bulk(&store, "ns").await;
+    conformance::all(Arc::new(store), "ns").await;
+    assert_eq!(
+        listing(&dir.path().join("records")),
+        Vec::<String>::new(),
+        "deleted records leave no files"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

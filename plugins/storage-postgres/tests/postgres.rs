@@ -88,24 +88,16 @@ async fn fresh() -> (Cleanup, PostgresStorage, String) {
     (cleanup, store, table)
 }
 
-#[tokio::test]
-async fn round_trip() {
+/// Every shared storage check, in one run (as the other storage plugins).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn conformance() {
     let (_cleanup, store, _) = fresh().await;
-    conformance::round_trip(&store, "ns").await;
+    conformance::all(Arc::new(store), "ns").await;
 }
 
 #[tokio::test]
-async fn missing_records() {
-    let (_cleanup, store, _) = fresh().await;
-    conformance::missing(&store, "ns").await;
-}
-
-#[tokio::test]
-async fn versions_kept_separate() {
+async fn table_layout_version_column_jsonb_data() {
     let (_cleanup, store, table) = fresh().await;
-    conformance::versions_kept_separate(&store, "ns").await;
-
-    // In the table: version a column, data JSONB without it.
     store
         .set("look".into(), 42, r#"{"a": [1, {"b": 2}]}"#.into())
         .await
@@ -124,30 +116,6 @@ async fn versions_kept_separate() {
     let data: serde_json::Value = serde_json::from_str(row.get::<_, &str>(1)).unwrap();
     assert_eq!(data, json!({"a": [1, {"b": 2}]}));
     assert_eq!(row.get::<_, &str>(2), "jsonb");
-}
-
-#[tokio::test]
-async fn json_values() {
-    let (_cleanup, store, _) = fresh().await;
-    conformance::json_values(&store, "ns").await;
-}
-
-#[tokio::test]
-async fn special_names() {
-    let (_cleanup, store, _) = fresh().await;
-    conformance::special_names(&store, "ns").await;
-}
-
-#[tokio::test]
-async fn bulk() {
-    let (_cleanup, store, _) = fresh().await;
-    conformance::bulk(&store, "ns").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_writers() {
-    let (_cleanup, store, _) = fresh().await;
-    conformance::concurrent_writers(Arc::new(store), "ns").await;
 }
 
 #[tokio::test]

@@ -24,7 +24,7 @@ async fn fresh() -> (TempDir, SqliteStorage) {
     (dir, store)
 }
 
-/// Every shared storage check, in one run (the file, PostgreSQL and Redis plugins pass the same).
+/// Every shared storage check, in one run (as the other storage plugins).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn conformance() {
     let (_dir, store) = fresh().await;
