@@ -110,10 +110,18 @@ impl<S: Subscriber> Layer<S> for Route {
         if IN_LOGGER.get() {
             return false;
         }
-        match &*LOGGER.read() {
-            Some((logger, off)) => !off && logger.should_log(LogLevel::from(metadata.level())),
-            None => false,
+        // The lock is not held across the logger's call, and a plugin logger that logs from
+        // `should_log` is not asked again (the same as from `log`).
+        let Some((logger, off)) = LOGGER.read().clone() else {
+            return false;
+        };
+        if off {
+            return false;
         }
+        IN_LOGGER.set(true);
+        let enabled = logger.should_log(LogLevel::from(metadata.level()));
+        IN_LOGGER.set(false);
+        enabled
     }
 
     fn on_event(&self, event: &Event<'_>, _context: Context<'_, S>) {

@@ -222,15 +222,30 @@ impl Monitoring for PluginService<MonitoringPlugin_TO<'static, RArc<()>>> {
     }
 }
 
+/// Runs host code a plugin called back into (from its own threads, through an `extern "C"`
+/// vtable): a panic unwinding into the plugin's frames would abort the server, so it is
+/// logged and the call dropped.
+fn host_callback(what: &str, handler: impl FnOnce()) {
+    if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(handler)) {
+        tracing::error!(
+            event = "PLUGIN_ERROR",
+            "the host's handler for {what} from a plugin panicked: {}",
+            deepstream_plugin::sdk::panic_message(&*payload)
+        );
+    }
+}
+
 /// Hands cluster messages from a plugin to a native handler.
 struct ClusterSinkAdapter(ClusterHandler);
 
 impl ClusterSink for ClusterSinkAdapter {
     fn deliver(&self, frame: RSlice<'_, u8>, origin_server: RStr<'_>) {
-        (self.0)(
-            bytes::Bytes::copy_from_slice(frame.as_slice()),
-            origin_server.as_str(),
-        );
+        host_callback("a cluster message", || {
+            (self.0)(
+                bytes::Bytes::copy_from_slice(frame.as_slice()),
+                origin_server.as_str(),
+            );
+        });
     }
 }
 
@@ -265,11 +280,11 @@ struct MembershipAdapter(MembershipHandler);
 
 impl ClusterMembershipListener for MembershipAdapter {
     fn server_added(&self, server_name: RStr<'_>) {
-        (self.0)(server_name.as_str(), true);
+        host_callback("a server joining", || (self.0)(server_name.as_str(), true));
     }
 
     fn server_removed(&self, server_name: RStr<'_>) {
-        (self.0)(server_name.as_str(), false);
+        host_callback("a server leaving", || (self.0)(server_name.as_str(), false));
     }
 }
 
@@ -298,11 +313,15 @@ struct StateAdapter(StateHandler);
 
 impl StateListener for StateAdapter {
     fn on_add(&self, name: RStr<'_>) {
-        (self.0)(name.as_str(), true);
+        host_callback("a cluster-wide first subscription", || {
+            (self.0)(name.as_str(), true)
+        });
     }
 
     fn on_remove(&self, name: RStr<'_>) {
-        (self.0)(name.as_str(), false);
+        host_callback("a cluster-wide last unsubscription", || {
+            (self.0)(name.as_str(), false)
+        });
     }
 }
 
@@ -366,5 +385,18 @@ impl ConnectionListener for PluginService<CustomPlugin_TO<'static, RArc<()>>> {
             user_id: user_id.into(),
             endpoint_type: endpoint_type.into(),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panicking_host_handler_returns_to_the_plugin() {
+        let mut after = false;
+        host_callback("a test", || panic!("boom"));
+        host_callback("a test", || after = true);
+        assert!(after, "the next callback still runs");
     }
 }

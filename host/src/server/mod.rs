@@ -307,9 +307,21 @@ impl Server {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        // A service that never finishes closing must not keep the process from exiting; it
+        // gets as long as it had to start.
+        let limit = self.config.dependency_initialization_timeout;
         for (key, service) in self.services.lifecycles.iter().rev() {
-            if let Err(error) = service.close().await {
-                tracing::error!(event = "PLUGIN_ERROR", "{key}: close failed: {error}");
+            match tokio::time::timeout(limit, service.close()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => {
+                    tracing::error!(event = "PLUGIN_ERROR", "{key}: close failed: {error}");
+                }
+                Err(_) => tracing::error!(
+                    event = "PLUGIN_ERROR",
+                    "{key}: did not close within {} ms (dependencyInitializationTimeout); \
+                     going on without it",
+                    limit.as_millis()
+                ),
             }
         }
     }

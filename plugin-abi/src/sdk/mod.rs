@@ -20,7 +20,7 @@ pub use crate::abi::{
 };
 #[doc(hidden)]
 pub use ffi::*;
-pub use runtime::{runtime, spawn};
+pub use runtime::{panic_message, runtime, spawn};
 
 use crate::abi::HostServices_TO;
 

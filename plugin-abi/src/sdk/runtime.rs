@@ -41,8 +41,8 @@ where
     runtime().spawn(fut)
 }
 
-/// Turns a panic payload into the message it carried.
-pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
+/// Turns a panic payload into the message it carried (for an error or a log line).
+pub fn panic_message(payload: &(dyn Any + Send)) -> String {
     if let Some(text) = payload.downcast_ref::<&str>() {
         (*text).to_owned()
     } else if let Some(text) = payload.downcast_ref::<String>() {
@@ -77,9 +77,12 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         // SAFETY: `inner` is never moved out of the pinned `Guarded`.
         let this = unsafe { self.get_unchecked_mut() };
-        let _entered = runtime().enter();
         let inner = unsafe { Pin::new_unchecked(&mut this.inner) };
-        match catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+        // Entered inside the guard too: building the runtime can fail (and panic).
+        match catch_unwind(AssertUnwindSafe(|| {
+            let _entered = runtime().enter();
+            inner.poll(cx)
+        })) {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(result)) => Poll::Ready(result.map_err(RString::from).into()),
             Err(payload) => Poll::Ready(RResult::RErr(
