@@ -15,9 +15,9 @@ enum Token {
 
 const FORBIDDEN: &[&str] = &["__proto__", "constructor", "prototype"];
 
-/// Largest gap a patch may open in an array (the reference would create a
-/// sparse array; JSON would then hold that many `null`s).
-const MAX_ARRAY_GAP: usize = 100_000;
+/// Largest gap a patch may open in an array: the record handler's limit, so
+/// that a permission check never builds more than the write itself could.
+const MAX_ARRAY_GAP: usize = crate::record::json_path::MAX_INDEX_GAP;
 
 fn tokenize(path: &str) -> Result<Vec<Token>, String> {
     let mut tokens = Vec::new();

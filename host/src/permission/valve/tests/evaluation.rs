@@ -352,6 +352,9 @@ fn json_path_set_semantics() {
     let mut root = json!({});
     assert!(set_path(&mut root, "a.constructor", Some(&json!(1))).is_err());
     assert!(set_path(&mut root, "a[10000000]", Some(&json!(1))).is_err());
+    // The record handler's gap limit, not more: the check never builds what the write cannot.
+    assert!(set_path(&mut root, "a[2000]", Some(&json!(1))).is_err());
+    assert!(set_path(&mut root, "b[1000]", Some(&json!(1))).is_ok());
 }
 
 #[test]
