@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 use super::jif::{self, Request};
 use crate::{
     config::HttpEndpointOptions,
-    connection::{Connection, Outbound, User},
+    connection::{Connection, ConnectionHandle, Outbound, User},
     protocol,
     server::Server,
 };
@@ -157,6 +157,9 @@ pub async fn batch(
 async fn run(server: Arc<Server>, user: Arc<User>, request: Request) -> Value {
     let id = server.next_connection_id();
     let (connection, replies) = Connection::new(id, "http");
+    // Closed however this ends (a result, an emit, the request timeout dropping this future),
+    // so that a handler still holding it (an RPC in flight) queues nothing nobody reads.
+    let _closed = CloseOnDrop(connection.clone());
     connection.set_user(User::clone(&user));
     let message = request.to_message(&format!("http-{id}"));
     server.process(&connection, message).await;
@@ -173,11 +176,19 @@ async fn run(server: Arc<Server>, user: Arc<User>, request: Request) -> Value {
                     continue;
                 };
                 if let Some(result) = request.result(&reply) {
-                    connection.mark_closed();
                     return result;
                 }
             }
             Outbound::Close => continue,
         }
+    }
+}
+
+/// Marks a virtual connection closed when dropped.
+struct CloseOnDrop(ConnectionHandle);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.mark_closed();
     }
 }
