@@ -344,10 +344,7 @@ fn screaming_snake(camel: &str) -> String {
 }
 
 fn is_denial(reply: &Message) -> bool {
-    matches!(
-        (reply.topic, reply.action),
-        (Topic::Event, 104) | (Topic::Record, 115) | (Topic::Rpc, 107) | (Topic::Presence, 102)
-    )
+    crate::server::denial_actions(reply.topic).is_some_and(|(_, denied)| denied == reply.action)
 }
 
 /// The failure result for an error reply (server.md §5.4 table).
@@ -367,19 +364,26 @@ fn error_result(reply: &Message) -> Value {
         )
     } else {
         match (reply.topic, reply.action) {
-            (Topic::Rpc, 100) => format!("No provider was available to handle the RPC \"{name}\"."),
-            (Topic::Rpc, 104) => "The RPC response timeout was exceeded by the provider.".into(),
-            (Topic::Record, 107) => {
+            (Topic::Rpc, a) if a == RpcAction::NoRpcProvider as i32 => {
+                format!("No provider was available to handle the RPC \"{name}\".")
+            }
+            (Topic::Rpc, a) if a == RpcAction::ResponseTimeout as i32 => {
+                "The RPC response timeout was exceeded by the provider.".into()
+            }
+            (Topic::Record, a) if a == RecordAction::RecordNotFound as i32 => {
                 format!("Record read failed. Record \"{name}\" could not be found.")
             }
-            (Topic::Record, 102 | 108) => {
+            (Topic::Record, a)
+                if a == RecordAction::VersionExists as i32
+                    || a == RecordAction::InvalidVersion as i32 =>
+            {
                 let version = reply.version.unwrap_or(-1);
                 result.insert("currentVersion".into(), version.into());
                 result.insert(
                     "currentData".into(),
                     reply.parse_data().ok().flatten().unwrap_or(Value::Null),
                 );
-                if reply.action == 102 {
+                if reply.action == RecordAction::VersionExists as i32 {
                     format!("Record update failed. Version {version} exists for record \"{name}\".")
                 } else {
                     format!(

@@ -35,12 +35,25 @@ pub trait TopicHandler: Send + Sync {
 }
 
 /// The denial actions of a topic: (MESSAGE_PERMISSION_ERROR, MESSAGE_DENIED), protocol.md §3.2.
-fn denial_actions(topic: Topic) -> Option<(i32, i32)> {
+pub(crate) fn denial_actions(topic: Topic) -> Option<(i32, i32)> {
+    use crate::protocol::{EventAction, PresenceAction, RecordAction, RpcAction};
     match topic {
-        Topic::Event => Some((103, 104)),
-        Topic::Record => Some((114, 115)),
-        Topic::Rpc => Some((106, 107)),
-        Topic::Presence => Some((101, 102)),
+        Topic::Event => Some((
+            EventAction::MessagePermissionError as i32,
+            EventAction::MessageDenied as i32,
+        )),
+        Topic::Record => Some((
+            RecordAction::MessagePermissionError as i32,
+            RecordAction::MessageDenied as i32,
+        )),
+        Topic::Rpc => Some((
+            RpcAction::MessagePermissionError as i32,
+            RpcAction::MessageDenied as i32,
+        )),
+        Topic::Presence => Some((
+            PresenceAction::MessagePermissionError as i32,
+            PresenceAction::MessageDenied as i32,
+        )),
         _ => None,
     }
 }
