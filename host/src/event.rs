@@ -35,11 +35,16 @@ impl EventHandler {
     /// Forwards the emit, unchanged, to every other subscriber (§4.2). Data that is not JSON
     /// is refused: the official client throws on every message whose data does not parse, so
     /// forwarding it would break every subscriber.
-    fn emit(&self, connection: &ConnectionHandle, message: &Message) {
-        let Some(name) = message.name.as_deref() else {
+    fn emit(&self, connection: &ConnectionHandle, message: Message) {
+        let Message {
+            name: Some(name),
+            data,
+            ..
+        } = message
+        else {
             return;
         };
-        if let Some(data) = &message.data
+        if let Some(data) = &data
             && serde_json::from_slice::<serde::de::IgnoredAny>(data).is_err()
         {
             connection.send(
@@ -50,8 +55,13 @@ impl EventHandler {
             );
             return;
         }
-        let mut forwarded = Message::new(Topic::Event, EventAction::Emit).with_name(name);
-        forwarded.data = message.data.clone();
+        // The client's name and data move into the forwarded message; nothing else is kept.
+        let forwarded = Message {
+            name: Some(name),
+            data,
+            ..Message::new(Topic::Event, EventAction::Emit)
+        };
+        let name = forwarded.name.as_deref().unwrap_or_default();
         self.subscriptions
             .send_to_subscribers(name, &forwarded, Some(connection));
     }
@@ -60,7 +70,7 @@ impl EventHandler {
 impl TopicHandler for EventHandler {
     fn handle(&self, connection: &ConnectionHandle, message: Message) {
         match message.action_as() {
-            Some(EventAction::Emit) => self.emit(connection, &message),
+            Some(EventAction::Emit) => self.emit(connection, message),
             Some(EventAction::Subscribe) => self.subscriptions.subscribe_bulk(connection, &message),
             Some(EventAction::Unsubscribe) => {
                 self.subscriptions.unsubscribe_bulk(connection, &message)
