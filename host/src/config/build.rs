@@ -202,8 +202,10 @@ pub(crate) fn build(file: Value, input: BuildInput<'_>) -> Result<Config, Config
         &["default", "uws"],
     );
     let http_server_options = c.http_server_options(&http_server.options);
+    // Option checks below are the built-ins' only: a section naming a library hands its
+    // options to that library verbatim (it checks them itself).
     let logger = c.section(&root, "logger", PluginKind::Logger, &["default", "json"]);
-    {
+    if !logger.is_external() {
         let p = "/logger/options";
         if let Some(level) = logger.options.get("logLevel")
             && LogLevel::from_value(level).is_none()
@@ -218,24 +220,26 @@ pub(crate) fn build(file: Value, input: BuildInput<'_>) -> Result<Config, Config
         PluginKind::Subscriptions,
         &["default"],
     );
-    c.ms(
-        obj(&subscriptions.options),
-        "/subscriptions/options",
-        "subscriptionsSanityTimer",
-        50,
-        10000,
-    );
+    if !subscriptions.is_external() {
+        c.ms(
+            obj(&subscriptions.options),
+            "/subscriptions/options",
+            "subscriptionsSanityTimer",
+            50,
+            10000,
+        );
+    }
     let cache = c.section(&root, "cache", PluginKind::Cache, &["default"]);
     let storage = c.section(&root, "storage", PluginKind::Storage, &["default"]);
     let telemetry = c.section(&root, "telemetry", PluginKind::Telemetry, &["deepstreamIO"]);
-    {
+    if !telemetry.is_external() {
         let (o, p) = (obj(&telemetry.options), "/telemetry/options");
         c.bool(o, p, "enabled", false);
         c.bool(o, p, "debug", false);
         c.opt_string(o, p, "deploymentId");
     }
     let locks = c.section(&root, "locks", PluginKind::Locks, &["default"]);
-    {
+    if !locks.is_external() {
         let (o, p) = (obj(&locks.options), "/locks/options");
         c.ms(o, p, "holdTimeout", 50, 1000);
         c.ms(o, p, "requestTimeout", 50, 1000);
@@ -252,7 +256,7 @@ pub(crate) fn build(file: Value, input: BuildInput<'_>) -> Result<Config, Config
         PluginKind::ClusterRegistry,
         &["default"],
     );
-    {
+    if !cluster_registry.is_external() {
         let (o, p) = (obj(&cluster_registry.options), "/clusterRegistry/options");
         c.ms(o, p, "keepAliveInterval", 1, 5000);
         c.ms(o, p, "activeCheckInterval", 1, 1000);
@@ -265,13 +269,15 @@ pub(crate) fn build(file: Value, input: BuildInput<'_>) -> Result<Config, Config
         PluginKind::ClusterStates,
         &["default"],
     );
-    c.ms(
-        obj(&cluster_states.options),
-        "/clusterStates/options",
-        "reconciliationTimeout",
-        1,
-        500,
-    );
+    if !cluster_states.is_external() {
+        c.ms(
+            obj(&cluster_states.options),
+            "/clusterStates/options",
+            "reconciliationTimeout",
+            1,
+            500,
+        );
+    }
 
     let mut permission = c.section(
         &root,
@@ -906,6 +912,9 @@ impl Checker<'_> {
     }
 
     fn permission_options(&mut self, permission: &mut PluginDecl) {
+        if permission.is_external() {
+            return;
+        }
         let p = "/permission/options";
         let o = obj(&permission.options).clone();
         self.uint(&o, p, "maxRuleIterations", 1, 3);
@@ -922,7 +931,7 @@ impl Checker<'_> {
                 ),
             );
         }
-        let uses_valve = permission.type_.as_deref() == Some("config") && !permission.is_external();
+        let uses_valve = permission.type_.as_deref() == Some("config");
         let mut options = o;
         if let Some(path) = legacy_path {
             let resolved = resolve_path(Path::new(&path), Some(&self.conf_dir));
@@ -1021,6 +1030,9 @@ impl Checker<'_> {
     }
 
     fn auth_options(&mut self, decl: &mut PluginDecl, pointer: &str) {
+        if decl.is_external() {
+            return;
+        }
         let p = format!("{pointer}/options");
         let mut o = obj(&decl.options).clone();
         self.opt_string(&o, &p, "hash");
@@ -1044,11 +1056,7 @@ impl Checker<'_> {
                 format!("must be a mapping of user names to {{password, clientData, serverData}}, got {}", got(users)),
             );
         }
-        let builtin = if decl.is_external() {
-            None
-        } else {
-            decl.type_.as_deref()
-        };
+        let builtin = decl.type_.as_deref();
         if let Some(path) = self.opt_string(&o, &p, "path") {
             let resolved = resolve_path(Path::new(&path), Some(&self.conf_dir));
             o.insert("path".into(), Value::String(resolved.display().to_string()));

@@ -307,6 +307,27 @@ fn section_naming_a_library_has_no_builtin_type() {
     assert_eq!(c.cache.options, json!({"host": "localhost"}));
 }
 
+/// Regression: the built-ins' option checks and rewrites ran on library sections too, so a
+/// locks plugin with its own `holdTimeout` syntax was refused and an auth plugin's
+/// `options.path` was rewritten against the config folder.
+#[test]
+fn options_of_a_library_section_reach_the_library_unchecked_and_unchanged() {
+    let c = ok("locks:\n  name: redlock\n  options: {holdTimeout: 1s}\n\
+         logger: {name: buffered, options: {colors: sometimes}}\n\
+         permission: {name: custom, options: {path: rules.bin, maxRuleIterations: many}}\n\
+         auth: [{name: my-auth, options: {path: keys/, requestTimeout: soon}}]\n");
+    assert_eq!(c.locks.options, json!({"holdTimeout": "1s"}));
+    assert_eq!(c.logger.options, json!({"colors": "sometimes"}));
+    assert_eq!(
+        c.permission.options,
+        json!({"path": "rules.bin", "maxRuleIterations": "many"})
+    );
+    assert_eq!(
+        c.auth[0].options,
+        json!({"path": "keys/", "requestTimeout": "soon"})
+    );
+}
+
 #[test]
 fn plugins_keep_config_order() {
     let c = ok("plugins:\n  zeta: {name: z}\n  alpha: {name: a}\n  mid: {path: ./m.so}\n");
