@@ -69,7 +69,8 @@ pub struct Store {
     storage_order: Arc<StorageOrder>,
 }
 
-/// Storage writes of one record run in version order. A record's queue waits for the cache
+/// Storage operations of one record (writes, deletes, and reads after a cache miss) run in the
+/// order they were issued. A record's queue waits for the cache
 /// only, so versions N and N+1 can both be on their way to storage; were they sent at once, a
 /// storage with several connections (a pool) could apply N after N+1 and leave an older
 /// version behind an acknowledged newer one. Each storage operation therefore starts only when
@@ -172,7 +173,12 @@ impl Store {
         if !self.uses_storage(name) {
             return Ok(None);
         }
-        let stored = within(self.storage.get(name), self.storage_timeout).await;
+        // Behind this record's storage writes still in flight: a read overtaking them would
+        // return (and copy into the cache) an older version than the one acknowledged.
+        let read = self
+            .storage_order
+            .after_previous(name, self.storage.get(name));
+        let stored = within(read, self.storage_timeout).await;
         let stored = stored
             .ok_or(LookupError::StorageTimeout)?
             .map_err(LookupError::Load)?;
