@@ -70,12 +70,11 @@ pub struct Store {
 }
 
 /// Storage operations of one record (writes, deletes, and reads after a cache miss) run in the
-/// order they were issued. A record's queue waits for the cache
-/// only, so versions N and N+1 can both be on their way to storage; were they sent at once, a
-/// storage with several connections (a pool) could apply N after N+1 and leave an older
-/// version behind an acknowledged newer one. Each storage operation therefore starts only when
-/// the previous one of the same record has finished (operations of different records still
-/// run side by side).
+/// order they were issued. A record's queue waits for the cache only, so versions N and N+1
+/// can both be on their way to storage; were they sent at once, a storage with several
+/// connections (a pool) could apply N after N+1 and leave an older version behind an
+/// acknowledged newer one. Each storage operation therefore starts only when the previous one
+/// of the same record has finished (operations of different records still run side by side).
 #[derive(Default)]
 struct StorageOrder {
     /// name → (id, finishes when the latest operation issued for it finishes).
