@@ -769,7 +769,7 @@ impl Checker<'_> {
     }
 
     /// Resolves a plugin `path` (lib dir rules of §1.4; without a lib dir `.`-relative paths
-    /// are taken relative to the conf dir, bare names are left for the system library search).
+    /// are taken relative to the conf dir, bare names stay relative to the working directory).
     fn plugin_path(&self, path: &str) -> PathBuf {
         let path = Path::new(path);
         match &self.lib_dir {

@@ -187,7 +187,7 @@ pub struct PluginDecl {
     pub name: Option<String>,
     /// `path`: explicit library file, already resolved (server.md §1.4 with the lib dir;
     /// without a lib dir, `./`-relative paths are resolved against the conf dir and bare
-    /// names are kept for the system library search).
+    /// names are kept as they are, i.e. relative to the working directory).
     pub path: Option<PathBuf>,
     /// `options`: always a JSON object (absent → `{}`).
     pub options: Value,
@@ -205,7 +205,9 @@ impl PluginDecl {
     /// * `name` set → `<libDir>/{DLL_PREFIX}deepstream_<kind>_<name>{DLL_SUFFIX}`, then
     ///   `<libDir>/{DLL_PREFIX}<name>{DLL_SUFFIX}` (name lower-cased, `-` → `_` as cargo does
     ///   for cdylib names; the un-mapped spelling is added too if it differs). Without a lib
-    ///   dir the bare file names are returned (system library search path);
+    ///   dir the bare file names are returned, which the loader looks for in the working
+    ///   directory (there is no system library search: a file is only loaded from where the
+    ///   config says);
     /// * neither → empty.
     pub fn library_candidates(&self, lib_dir: Option<&Path>) -> Vec<PathBuf> {
         if let Some(path) = &self.path {

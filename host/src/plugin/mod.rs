@@ -114,9 +114,14 @@ impl Loader {
 
     /// Loads one library file (or returns the copy already loaded from it).
     pub fn load(&mut self, path: &Path) -> Result<Library, LoadError> {
-        let canonical = path
-            .canonicalize()
-            .map_err(|_| LoadError::NotFound(vec![path.to_path_buf()]))?;
+        let canonical = path.canonicalize().map_err(|error| match error.kind() {
+            std::io::ErrorKind::NotFound => LoadError::NotFound(vec![path.to_path_buf()]),
+            // Present but unusable (permissions, a dangling link on the way): say why.
+            _ => LoadError::Open {
+                path: path.to_path_buf(),
+                reason: error.to_string(),
+            },
+        })?;
         if let Some(library) = self.loaded.get(&canonical) {
             return Ok(*library);
         }
