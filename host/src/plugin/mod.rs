@@ -116,7 +116,7 @@ impl Loader {
     pub fn load(&mut self, path: &Path) -> Result<Library, LoadError> {
         let canonical = path.canonicalize().map_err(|error| match error.kind() {
             std::io::ErrorKind::NotFound => LoadError::NotFound(vec![path.to_path_buf()]),
-            // Present but unusable (permissions, a dangling link on the way): say why.
+            // Present but unusable (no permission, a loop of links): say why.
             _ => LoadError::Open {
                 path: path.to_path_buf(),
                 reason: error.to_string(),
