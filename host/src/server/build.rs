@@ -177,12 +177,17 @@ pub fn build(config: &Config) -> Result<Services, BuildError> {
     let logger: Arc<dyn Logger> = if config.logger.is_external() {
         b.plugin("logger", &config.logger, Slot::Logger, |m| m.new_logger())?
     } else {
+        // `colors` defaults to on (server.md §1); as the reference's chalk does, colours
+        // only reach a terminal, so pipes and log files get plain text.
+        use std::io::IsTerminal;
         let colors = config
             .logger
             .options
             .get("colors")
             .and_then(|c| c.as_bool())
-            .unwrap_or(false);
+            .unwrap_or(true)
+            && std::io::stdout().is_terminal()
+            && std::io::stderr().is_terminal();
         b.builtin("logger", builtin::StdoutLogger::new(LogLevel::Info, colors))
     };
     crate::logging::set_logger(logger.clone(), config.effective_log_level());
