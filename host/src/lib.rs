@@ -117,9 +117,7 @@ pub fn handlers(
             services,
         )?;
         let handler = record::RecordHandler::new(
-            &config.record,
-            services.cache.clone(),
-            services.storage.clone(),
+            services.records.clone(),
             services.permission.clone(),
             subscriptions,
             Some(listen),

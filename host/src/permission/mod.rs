@@ -2,7 +2,7 @@
 //!
 //! The engine in [`valve`] is pure; this service feeds it the message and, when a rule needs
 //! them, the current record (`oldData`, patches) and cross-referenced records (`_()`), read
-//! through the cache then storage. Rules that need nothing loaded answer at once. The compiled
+//! the way the record handler reads them (cache, then storage, with their timeouts). Rules that need nothing loaded answer at once. The compiled
 //! rules sit behind a lock so a reload swaps them for every connection at once.
 
 pub mod valve;
@@ -19,17 +19,16 @@ use serde_json::Value as Json;
 use self::valve::{Decision, Payload, Request, Valve, ValveOptions};
 use crate::{
     protocol::{RecordAction, Topic},
-    services::{Answer, Lifecycle, Permission, PermissionRequest, RecordStore},
+    record::Store,
+    services::{Answer, Lifecycle, Permission, PermissionRequest},
 };
 
 /// The Valve permission service.
 pub struct ValvePermission {
     /// The rules in force; replaced whole on reload.
     valve: RwLock<Arc<Valve>>,
-    /// Where records are read first.
-    cache: Arc<dyn RecordStore>,
-    /// Where records are read when the cache does not have them.
-    storage: Arc<dyn RecordStore>,
+    /// Where the records rules refer to are read.
+    records: Arc<Store>,
 }
 
 /// Compiles `permission.options` (`permissions`, `maxRuleIterations`, `cacheEvacuationInterval`).
@@ -43,15 +42,10 @@ pub fn compile(options: &Json) -> Result<Valve, String> {
 }
 
 impl ValvePermission {
-    pub fn new(
-        options: &Json,
-        cache: Arc<dyn RecordStore>,
-        storage: Arc<dyn RecordStore>,
-    ) -> Result<Self, String> {
+    pub fn new(options: &Json, records: Arc<Store>) -> Result<Self, String> {
         Ok(ValvePermission {
             valve: RwLock::new(Arc::new(compile(options)?)),
-            cache,
-            storage,
+            records,
         })
     }
 }
@@ -128,7 +122,7 @@ impl Permission for ValvePermission {
             return Answer::Ready(verdict(decision, request.name));
         }
         // Records must be loaded first: own everything the evaluation borrows.
-        let (cache, storage) = (self.cache.clone(), self.storage.clone());
+        let records = self.records.clone();
         let owned = OwnedRequest::of(request);
         Answer::Pending(Box::pin(async move {
             let request = owned.borrowed();
@@ -142,7 +136,7 @@ impl Permission for ValvePermission {
                 match evaluation.pass(&loaded) {
                     Decision::NeedRecords(names) => {
                         for name in names {
-                            let record = load(&cache, &storage, &name).await?;
+                            let record = load(&records, &name).await?;
                             loaded.insert(name, record);
                         }
                     }
@@ -170,17 +164,19 @@ fn verdict(decision: Decision, name: &str) -> Result<bool, String> {
     }
 }
 
-/// Reads a record through the cache, then storage; `None` when it does not exist.
-async fn load(
-    cache: &Arc<dyn RecordStore>,
-    storage: &Arc<dyn RecordStore>,
-    name: &str,
-) -> Result<Option<Json>, String> {
-    let stored = match cache.get(name).resolve().await? {
-        Some(stored) => Some(stored),
-        None => storage.get(name).resolve().await?,
+/// Reads a record as the record handler does (no copy into the cache: that is the record
+/// queue's job); `None` when it does not exist. Stored text that is not JSON is an error.
+async fn load(records: &Store, name: &str) -> Result<Option<Json>, String> {
+    let Some(stored) = records
+        .lookup(name, false)
+        .await
+        .map_err(|error| format!("reading {name}: {error}"))?
+    else {
+        return Ok(None);
     };
-    Ok(stored.and_then(|stored| serde_json::from_str(&stored.data).ok()))
+    serde_json::from_str(&stored.data)
+        .map(Some)
+        .map_err(|error| format!("stored data of {name} is not JSON: {error}"))
 }
 
 /// An owned copy of a permission request, for evaluations that wait on record loads.
@@ -232,23 +228,29 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::services::builtin::{MemoryCache, NoopStorage};
+    use crate::services::{
+        RecordStore,
+        builtin::{MemoryCache, NoopStorage},
+    };
 
     fn service(record_rules: Json) -> ValvePermission {
         let cache = Arc::new(MemoryCache::default());
-        let _ = cache.set("item/1", 1, Arc::from(r#"{"price":5}"#));
+        assert!(matches!(
+            cache.set("item/1", 1, Arc::from(r#"{"price":5}"#)),
+            Answer::Ready(Ok(()))
+        ));
         let document = json!({
             "record": record_rules,
             "event": {"*": {"publish": true, "subscribe": true, "listen": true}},
             "rpc": {"*": {"provide": true, "request": true}},
             "presence": {"*": {"allow": true}},
         });
-        ValvePermission::new(
-            &json!({ "permissions": document }),
+        let records = Store::new(
+            &crate::config::Config::default().record,
             cache,
             Arc::new(NoopStorage),
-        )
-        .unwrap()
+        );
+        ValvePermission::new(&json!({ "permissions": document }), Arc::new(records)).unwrap()
     }
 
     fn request<'a>(

@@ -45,15 +45,15 @@ mod tests;
 use std::{future::Future, sync::Arc};
 
 use crate::{
-    config::RecordConfig,
     connection::ConnectionHandle,
     protocol::{Message, RecordAction, Topic},
     server::{TopicHandler, check_permission},
-    services::{Permission, RecordStore},
+    services::Permission,
     subscription_registry::{RegistryActions, SubscriptionRegistry},
 };
 
-use request::{LookupError, Store};
+pub use request::{LookupError, Store};
+
 use transition::{Op, Transitions};
 
 /// Reply actions of the record registry.
@@ -74,7 +74,7 @@ struct Records {
     /// Record name → subscribed connections; broadcasts go through it.
     subscriptions: Arc<SubscriptionRegistry>,
     /// Cache, storage and the `record` options.
-    store: Store,
+    store: Arc<Store>,
     /// For the secondary checks the pipeline cannot make (CREATE, READ, UPDATE/PATCH of upserts).
     permission: Arc<dyn Permission>,
     /// The per-record queues.
@@ -86,16 +86,14 @@ impl RecordHandler {
     /// the record listen actions and connection opens/closes (`None`: listen actions are
     /// logged and ignored like unknown ones).
     pub fn new(
-        config: &RecordConfig,
-        cache: Arc<dyn RecordStore>,
-        storage: Arc<dyn RecordStore>,
+        store: Arc<Store>,
         permission: Arc<dyn Permission>,
         subscriptions: Arc<SubscriptionRegistry>,
         listen: Option<Arc<dyn TopicHandler>>,
     ) -> Self {
         let records = Records {
             subscriptions,
-            store: Store::new(config, cache, storage),
+            store,
             permission,
             transitions: Transitions::default(),
         };

@@ -16,10 +16,12 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::{
+    config::RecordConfig,
     connection::{Connection, Outbound, Outbox},
     protocol::{self, RecordAction as A},
     services::{
-        Answer, Lifecycle, PermissionRequest, ServiceError, StateRegistryFactory, StoredRecord,
+        Answer, Lifecycle, PermissionRequest, RecordStore, ServiceError, StateRegistryFactory,
+        StoredRecord,
         builtin::{
             MemoryCache, NoMonitoring, OpenPermission, SingleClusterNode,
             SingleStateRegistryFactory,
@@ -236,9 +238,7 @@ impl Setup {
             Arc::new(NoMonitoring),
         );
         let handler = RecordHandler::new(
-            &config(),
-            cache.clone(),
-            storage.clone(),
+            Arc::new(Store::new(&config(), cache.clone(), storage.clone())),
             permission,
             subscriptions,
             listen,

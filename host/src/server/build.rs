@@ -41,6 +41,9 @@ pub struct Services {
     pub monitoring: Arc<dyn Monitoring>,
     pub storage: Arc<dyn RecordStore>,
     pub cache: Arc<dyn RecordStore>,
+    /// Cache and storage as records use them (timeouts, exclusions, storage order); shared by
+    /// the record handler and the permission rules that read records.
+    pub records: Arc<crate::record::Store>,
     pub authentication: Vec<Arc<dyn Authentication>>,
     pub permission: Arc<dyn Permission>,
     pub locks: Arc<dyn LockRegistry>,
@@ -218,6 +221,12 @@ pub fn build(config: &Config) -> Result<Services, BuildError> {
         b.builtin("cache", builtin::MemoryCache::default())
     };
 
+    let records = Arc::new(crate::record::Store::new(
+        &config.record,
+        cache.clone(),
+        storage.clone(),
+    ));
+
     let mut authentication: Vec<Arc<dyn Authentication>> = Vec::new();
     for (index, decl) in config.auth.iter().enumerate() {
         let key = format!("auth[{index}]");
@@ -261,8 +270,7 @@ pub fn build(config: &Config) -> Result<Services, BuildError> {
             Some("config") => {
                 let valve = crate::permission::ValvePermission::new(
                     &config.permission.options,
-                    cache.clone(),
-                    storage.clone(),
+                    records.clone(),
                 )
                 .map_err(|message| BuildError::new("permission", message))?;
                 b.builtin("permission", valve)
@@ -338,6 +346,7 @@ pub fn build(config: &Config) -> Result<Services, BuildError> {
         monitoring: Arc::new(builtin::CombinedMonitoring(monitoring)),
         storage,
         cache,
+        records,
         authentication,
         permission,
         locks,
