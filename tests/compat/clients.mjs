@@ -120,6 +120,18 @@ export const is = {
  *   sockets   'open' / 'close' of the underlying WebSocket
  * The client connects immediately (no lazyConnect); call login() to authenticate.
  */
+/** Provides the RPC `name` and resolves once the server acknowledged the PROVIDE carrying it. */
+export async function provideRpc(client, name, callback) {
+  const from = client.received.mark();
+  const sent = client.sent.next(
+    (m) => m.topic === C.TOPIC.RPC && m.action === C.RPC_ACTION.PROVIDE && m.names?.includes(name),
+    `PROVIDE carrying ${name}`,
+  );
+  client.ds.rpc.provide(name, callback);
+  const { correlationId } = await sent;
+  await client.received.seen(is.ack(C.TOPIC.RPC, C.RPC_ACTION.PROVIDE, { correlationId }), `PROVIDE ack ${correlationId}`, DEFAULT_WAIT_MS, from);
+}
+
 export class TestClient {
   constructor(url, options = {}) {
     this.url = url;

@@ -5,7 +5,7 @@
 
 import assert from 'node:assert/strict';
 import { scenario, wsBinary } from './harness.mjs';
-import { withTimeout } from './clients.mjs';
+import { provideRpc, withTimeout } from './clients.mjs';
 
 const WITH_HTTP = { connectionEndpoints: [...wsBinary(), { type: 'http', options: { requestTimeout: 3000 } }] };
 
@@ -45,9 +45,8 @@ scenario('http: a record written over HTTP reaches a subscribed client, and HTTP
 scenario('http: an RPC made over HTTP is served by a client provider', async (h) => {
   const server = await h.server(WITH_HTTP);
   const provider = await h.loggedIn(server, { username: 'provider' });
-  provider.ds.rpc.provide('multiply', (data, response) => response.send(data.a * data.b));
-  provider.ds.rpc.provide('refuse', (data, response) => response.error('not today'));
-  await new Promise((resolve) => setTimeout(resolve, 200));
+  await provideRpc(provider, 'multiply', (data, response) => response.send(data.a * data.b));
+  await provideRpc(provider, 'refuse', (data, response) => response.error('not today'));
 
   const answer = await api(server, [
     { topic: 'rpc', action: 'make', rpcName: 'multiply', data: { a: 6, b: 7 } },

@@ -72,9 +72,15 @@ scenario('record listen: the provider is asked, subscribers learn that the recor
   assert.deepEqual(order, ['SUBSCRIPTION_HAS_PROVIDER', 'READ_RESPONSE']);
 
   // The last subscriber leaving stops the provider; one leaving is not enough.
+  const unsubscribed = a.sent.next(is.msg(TOPIC.RECORD, RECORD_ACTION.UNSUBSCRIBE), "a's UNSUBSCRIBE");
   atA.record.discard();
   const stop = stopped.next((s) => s.subscription === 'weather/berlin', 'onStop for weather/berlin');
-  await withTimeout(new Promise((resolve) => setTimeout(resolve, 200)), 'pause');
+  await unsubscribed;
+  // Round trips instead of a pause: a's next request is answered after its UNSUBSCRIBE was
+  // handled, and anything that handling sent the provider arrives before the provider's own
+  // next answer.
+  await withTimeout(a.ds.record.snapshot('weather/berlin'), "a round trip on a's connection");
+  await withTimeout(provider.ds.record.snapshot('weather/berlin'), "a round trip on the provider's connection");
   assert.equal(stopped.items.length, 0, 'c is still subscribed');
   atC.record.discard();
   await stop;

@@ -8,24 +8,13 @@
 import assert from 'node:assert/strict';
 import { scenario } from './harness.mjs';
 import { fileAuth } from './fixtures.mjs';
-import { C, DEFAULT_WAIT_MS, Recorder, TOPIC, is, withTimeout } from './clients.mjs';
+import { C, DEFAULT_WAIT_MS, Recorder, TOPIC, is, provideRpc as provide, withTimeout } from './clients.mjs';
 
 const { RPC_ACTION } = C;
 
 /** Small timeouts so the timeout scenarios stay fast. */
 const FAST_TIMEOUTS = { rpc: { ackTimeout: 300, responseTimeout: 900 } };
 
-/** Provides `name` and resolves once the server acknowledged the PROVIDE carrying it. */
-async function provide(client, name, callback) {
-  const from = client.received.mark();
-  const sent = client.sent.next(
-    (m) => m.topic === TOPIC.RPC && m.action === RPC_ACTION.PROVIDE && m.names?.includes(name),
-    `PROVIDE carrying ${name}`,
-  );
-  client.ds.rpc.provide(name, callback);
-  const { correlationId } = await sent;
-  await client.received.seen(is.ack(TOPIC.RPC, RPC_ACTION.PROVIDE, { correlationId }), `PROVIDE ack ${correlationId}`, DEFAULT_WAIT_MS, from);
-}
 
 /** make() as {ok, value} / {ok: false, error}, bounded in time. */
 async function call(client, name, data, timeoutMs = DEFAULT_WAIT_MS) {
