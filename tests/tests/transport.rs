@@ -1,6 +1,7 @@
 //! The ws-binary transport at the TCP level: how bytes arrive must not matter. The server
 //! treats a read shorter than its buffer as "the socket is empty" and waits for the next
-//! readiness event instead of asking again; these pin that nothing is missed that way.
+//! readiness event instead of asking again; these pin that nothing is missed that way. And a
+//! server out of file descriptors refuses new connections at once and serves the open ones.
 
 use std::{
     io::{Read, Write},
@@ -23,26 +24,29 @@ fn server() -> ServerProcess {
 
 /// A TCP connection that has done the WebSocket upgrade by hand.
 fn upgraded(port: u16) -> TcpStream {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("read timeout");
+    try_upgrade(port).expect("upgrade")
+}
+
+/// Connects and asks for the WebSocket upgrade; an error when the server ends the connection
+/// instead of answering.
+fn try_upgrade(port: u16) -> std::io::Result<TcpStream> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     write!(
         stream,
         "GET /deepstream HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n\
          Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
          Sec-WebSocket-Version: 13\r\n\r\n"
-    )
-    .expect("upgrade request");
+    )?;
     let mut head = Vec::new();
     while !head.ends_with(b"\r\n\r\n") {
         let mut byte = [0u8];
-        stream.read_exact(&mut byte).expect("upgrade response");
+        stream.read_exact(&mut byte)?;
         head.push(byte[0]);
     }
     let head = String::from_utf8_lossy(&head);
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
-    stream
+    Ok(stream)
 }
 
 /// `message` as a masked client binary frame (mask key 0: the payload reads as is).
@@ -128,5 +132,91 @@ fn a_message_sent_with_the_end_of_input_is_answered_and_the_close_is_seen() {
     assert!(
         next_message(&mut stream).is_none(),
         "nothing after AUTH_SUCCESSFUL but the end of the connection"
+    );
+}
+
+/// Sets the server's open-files limit (soft and hard) with util-linux `prlimit`.
+fn limit_open_files(server: &ServerProcess, limit: usize) {
+    let status = std::process::Command::new("prlimit")
+        .arg(format!("--pid={}", server.pid()))
+        .arg(format!("--nofile={limit}:{limit}"))
+        .status()
+        .expect("running prlimit (util-linux) to lower the server's open-files limit");
+    assert!(status.success(), "prlimit failed: {status}");
+}
+
+fn open_files(server: &ServerProcess) -> usize {
+    std::fs::read_dir(format!("/proc/{}/fd", server.pid()))
+        .expect("the server's /proc/PID/fd")
+        .count()
+}
+
+#[test]
+fn running_out_of_file_descriptors_refuses_new_connections_and_serves_the_others() {
+    let server = server();
+    limit_open_files(&server, open_files(&server) + 4);
+
+    let mut held = Vec::new();
+    let refused = loop {
+        assert!(
+            held.len() < 50,
+            "no connection refused under a limit of a few descriptors"
+        );
+        match try_upgrade(server.port) {
+            Ok(stream) => held.push(stream),
+            // The server closes it at once rather than leaving it waiting (the read timeout
+            // would be an error of kind WouldBlock/TimedOut, not an end of stream or a reset).
+            Err(error) => break error,
+        }
+    };
+    assert!(
+        matches!(
+            refused.kind(),
+            std::io::ErrorKind::UnexpectedEof
+                | std::io::ErrorKind::ConnectionReset
+                | std::io::ErrorKind::BrokenPipe
+        ),
+        "a refused connection is ended, not left waiting: {refused}"
+    );
+    assert!(!held.is_empty(), "connections within the limit were served");
+    assert!(
+        server.wait_for_output("open files limit: ", Duration::from_secs(5)),
+        "the log names the open-files limit"
+    );
+    for _ in 0..3 {
+        assert!(try_upgrade(server.port).is_err(), "still at the limit");
+    }
+
+    // The connections already open are served as before.
+    let stream = &mut held[0];
+    stream
+        .write_all(&client_frame(&challenge()))
+        .expect("challenge");
+    let accept = next_message(stream).expect("ACCEPT");
+    assert_eq!(accept.action, ConnectionAction::Accept as i32, "{accept:?}");
+
+    // Once some close, new connections are served again.
+    held.truncate(held.len() - 2);
+    let mut again = None;
+    for _ in 0..50 {
+        if let Ok(stream) = try_upgrade(server.port) {
+            again = Some(stream);
+            break;
+        }
+        sleep(Duration::from_millis(100));
+    }
+    assert!(
+        again.is_some(),
+        "a connection is served after others closed"
+    );
+    let (_, output) = server.stop();
+    assert_eq!(
+        output.matches("cannot accept connections").count(),
+        1,
+        "one line when the limit is reached, not one per attempt:\n{output}"
+    );
+    assert!(
+        output.contains("accepting connections again (refused "),
+        "{output}"
     );
 }

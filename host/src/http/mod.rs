@@ -1,11 +1,12 @@
 //! The one HTTP listener every endpoint shares (server.md §2.4.13): WebSocket upgrades at each
 //! WebSocket endpoint's `urlPath`, the health check, the `http` endpoint's JIF API, CORS.
 
+mod accept;
 mod api;
 mod body;
 pub mod jif;
 
-use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
+use std::{convert::Infallible, net::SocketAddr, sync::Arc};
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -69,7 +70,8 @@ pub async fn serve(server: Arc<Server>, listener: TcpListener) {
                 _ => None,
             }),
     });
-    if let Ok(address) = listener.local_addr() {
+    let mut acceptor = accept::Acceptor::new(listener);
+    if let Ok(address) = acceptor.local_addr() {
         tracing::info!(
             event = "INFO",
             "Listening for http connections on {address}"
@@ -82,22 +84,9 @@ pub async fn serve(server: Arc<Server>, listener: TcpListener) {
     }
     let mut shutdown = server.shutdown_signal();
     loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
+        let (stream, peer) = tokio::select! {
+            accepted = acceptor.accept() => accepted,
             _ = shutdown.recv() => return,
-        };
-        let (stream, peer) = match accepted {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                // Out of file descriptors (EMFILE) and similar: refuse for a moment rather
-                // than spin; existing connections keep being served.
-                tracing::error!(
-                    event = "CONNECTION_ERROR",
-                    "cannot accept connections: {error}; retrying in 100 ms"
-                );
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
         };
         let _ = stream.set_nodelay(true);
         let (server, routes) = (server.clone(), routes.clone());

@@ -37,6 +37,9 @@ pub struct Outcome {
     /// Server CPU time (user + system, all threads) in the window, per operation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_cpu_us_per_op: Option<f64>,
+    /// The kernel's part of `server_cpu_us_per_op` (system time): mostly the socket calls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_kernel_cpu_us_per_op: Option<f64>,
     /// CPU time of the load generator itself in the window, per operation (to show it is not
     /// the bottleneck; idle worker processes are not included).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -86,6 +89,7 @@ impl Outcome {
                 .map(|cpu| round3(cpu * 1e6 / ops as f64))
         };
         self.server_cpu_us_per_op = per_op(measured.server_cpu_seconds);
+        self.server_kernel_cpu_us_per_op = per_op(measured.server_kernel_cpu_seconds);
         self.loadgen_cpu_us_per_op = per_op(measured.loadgen_cpu_seconds);
         self
     }

@@ -1,5 +1,9 @@
-//! Server-side cost from `/proc/PID`: CPU time (`stat` utime + stime of all threads, in clock
+//! Server-side cost from `/proc/PID`: CPU time (`stat` utime and stime of all threads, in clock
 //! ticks) and memory (`status` VmRSS now, VmHWM = peak RSS of the process lifetime).
+//!
+//! The kernel share (stime) is kept apart: on loopback it is mostly the TCP path both servers
+//! pay per message (including delivery into the client's socket, which runs on the sender's
+//! CPU), so it bounds how far any server can get below another in CPU per operation.
 
 use tokio::time::Instant;
 
@@ -26,8 +30,8 @@ impl ServerProbe {
         self.pid
     }
 
-    /// utime + stime in clock ticks.
-    pub fn cpu_ticks(&self) -> Option<u64> {
+    /// CPU time in clock ticks.
+    pub fn cpu_ticks(&self) -> Option<Ticks> {
         cpu_ticks(&format!("/proc/{}/stat", self.pid))
     }
 
@@ -49,16 +53,32 @@ impl ServerProbe {
     }
 }
 
-/// utime + stime (all threads) of the process whose `stat` file is `path`, in clock ticks.
-fn cpu_ticks(path: &str) -> Option<u64> {
+/// CPU time of a process (all threads), in clock ticks.
+#[derive(Debug, Clone, Copy)]
+pub struct Ticks {
+    /// In user space (utime).
+    user: u64,
+    /// In the kernel on the process's behalf (stime).
+    kernel: u64,
+}
+
+impl Ticks {
+    fn total(self) -> u64 {
+        self.user + self.kernel
+    }
+}
+
+/// utime and stime (all threads) of the process whose `stat` file is `path`.
+fn cpu_ticks(path: &str) -> Option<Ticks> {
     let stat = std::fs::read_to_string(path).ok()?;
     // The command name (field 2) may contain spaces; fields after it are space separated,
     // starting with field 3 (state). utime is field 14, stime field 15.
     let after = &stat[stat.rfind(')')? + 1..];
     let fields: Vec<&str> = after.split_whitespace().collect();
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(utime + stime)
+    Some(Ticks {
+        user: fields.get(11)?.parse().ok()?,
+        kernel: fields.get(12)?.parse().ok()?,
+    })
 }
 
 /// Clock ticks per second, read once.
@@ -81,8 +101,8 @@ fn clk_tck() -> f64 {
 /// [`Window::finish`].
 pub struct Window {
     started: Instant,
-    ticks: Option<u64>,
-    own_ticks: Option<u64>,
+    ticks: Option<Ticks>,
+    own_ticks: Option<Ticks>,
 }
 
 /// What a finished window measured.
@@ -91,6 +111,8 @@ pub struct Measured {
     pub seconds: f64,
     /// Server CPU seconds in the window, when a probe was given.
     pub server_cpu_seconds: Option<f64>,
+    /// The part of `server_cpu_seconds` spent in the kernel.
+    pub server_kernel_cpu_seconds: Option<f64>,
     /// CPU seconds of this load-generator process (not of idle worker children) in the window.
     pub loadgen_cpu_seconds: Option<f64>,
 }
@@ -110,19 +132,24 @@ impl Window {
 
     pub fn finish(&self, probe: Option<&ServerProbe>) -> Measured {
         let seconds = self.started.elapsed().as_secs_f64();
-        let server_cpu_seconds = match (probe, self.ticks) {
-            (Some(p), Some(before)) => p
-                .cpu_ticks()
-                .map(|after| after.saturating_sub(before) as f64 / p.clk_tck),
-            _ => None,
-        };
-        let loadgen_cpu_seconds = self
-            .own_ticks
-            .zip(cpu_ticks("/proc/self/stat"))
-            .map(|(before, after)| after.saturating_sub(before) as f64 / ticks_per_second());
+        let server = probe.zip(self.ticks).and_then(|(p, before)| {
+            let after = p.cpu_ticks()?;
+            let seconds = |after: u64, before: u64| after.saturating_sub(before) as f64 / p.clk_tck;
+            Some((
+                seconds(after.total(), before.total()),
+                seconds(after.kernel, before.kernel),
+            ))
+        });
+        let loadgen_cpu_seconds =
+            self.own_ticks
+                .zip(cpu_ticks("/proc/self/stat"))
+                .map(|(before, after)| {
+                    after.total().saturating_sub(before.total()) as f64 / ticks_per_second()
+                });
         Measured {
             seconds,
-            server_cpu_seconds,
+            server_cpu_seconds: server.map(|(total, _)| total),
+            server_kernel_cpu_seconds: server.map(|(_, kernel)| kernel),
             loadgen_cpu_seconds,
         }
     }

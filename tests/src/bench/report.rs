@@ -124,6 +124,13 @@ fn cpu(o: Option<&Outcome>) -> String {
         .map_or("-".into(), number)
 }
 
+/// The kernel's part of the CPU per operation.
+fn kernel_cpu(o: Option<&Outcome>) -> String {
+    supported(o)
+        .and_then(|o| o.server_kernel_cpu_us_per_op)
+        .map_or("-".into(), number)
+}
+
 /// How many times more CPU per operation `theirs` spent than `ours` (the targets).
 fn cpu_ratio(ours: Option<&Outcome>, theirs: Option<&Outcome>) -> String {
     let per_op = |o: Option<&Outcome>| supported(o).and_then(|o| o.server_cpu_us_per_op);
@@ -171,6 +178,7 @@ pub fn table(ours: &[Outcome], theirs: &[Outcome], ours_label: &str, theirs_labe
         format!("CPU µs/op {ours_label}"),
         format!("CPU µs/op {theirs_label}"),
         format!("CPU per op {theirs_label}/{ours_label}"),
+        format!("kernel CPU µs/op {ours_label} / {theirs_label}"),
         format!("peak RSS MiB {ours_label}"),
         format!("peak RSS MiB {theirs_label}"),
         format!("errors {ours_label} / {theirs_label}"),
@@ -197,6 +205,7 @@ pub fn table(ours: &[Outcome], theirs: &[Outcome], ours_label: &str, theirs_labe
             cpu(*a),
             cpu(*b),
             cpu_ratio(*a, *b),
+            format!("{} / {}", kernel_cpu(*a), kernel_cpu(*b)),
             rss(*a),
             rss(*b),
             format!("{} / {}", errors(*a), errors(*b)),
