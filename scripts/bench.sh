@@ -14,7 +14,8 @@
 #      settings (ws-binary only, open auth and permissions, memory cache, no storage, log level
 #      WARN, heartbeatInterval 30000, outgoingBufferTimeout 0), runs the scenario against it
 #      with --server-pid (CPU time per op, peak RSS) and stops it again;
-#   4. prints one table: scenario, our figure, theirs, ratio, latency, CPU µs/op, peak RSS.
+#   4. prints one table: scenario, our figure, theirs, ratio, latency, CPU µs/op (and its
+#      kernel part), peak RSS.
 # A scenario a server does not support (yet) shows "n/a (reason)" instead of a figure.
 #
 # record-writes and rpc run once per --in-flight value (default 1 and 32): each worker keeps that
