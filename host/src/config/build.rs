@@ -205,14 +205,17 @@ pub(crate) fn build(file: Value, input: BuildInput<'_>) -> Result<Config, Config
     // Option checks below are the built-ins' only: a section naming a library hands its
     // options to that library verbatim (it checks them itself).
     let logger = c.section(&root, "logger", PluginKind::Logger, &["default", "json"]);
-    if !logger.is_external() {
+    let json_logger = logger.names_builtin(JSON_LOGGER);
+    if !logger.is_external() || json_logger {
         let p = "/logger/options";
         if let Some(level) = logger.options.get("logLevel")
             && LogLevel::from_value(level).is_none()
         {
             c.err(format!("{p}/logLevel"), level_message(level));
         }
-        c.bool(obj(&logger.options), p, "colors", true);
+        if !json_logger {
+            c.bool(obj(&logger.options), p, "colors", true);
+        }
     }
     let subscriptions = c.section(
         &root,

@@ -27,8 +27,9 @@ pub use defaults::{TOP_LEVEL_KEYS, defaults, endpoint_defaults, merge};
 pub use error::{ConfigError, Problem};
 pub use model::{
     EnabledFeatures, EndpointDecl, EndpointKind, EndpointOptions, HttpEndpointOptions,
-    HttpServerOptions, ListenConfig, LogLevel, MqttEndpointOptions, PluginDecl, PluginKind,
-    RecordConfig, RpcConfig, TlsOptions, WebSocketEndpointOptions, library_candidates_for,
+    HttpServerOptions, JSON_LOGGER, ListenConfig, LogLevel, MqttEndpointOptions, PluginDecl,
+    PluginKind, RecordConfig, RpcConfig, TlsOptions, WebSocketEndpointOptions,
+    library_candidates_for,
 };
 pub use overrides::Overrides;
 pub use paths::{CONFIG_ENV, LIB_DIR_ENV, default_config_stems, resolve_path};

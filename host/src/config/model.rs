@@ -193,11 +193,21 @@ pub struct PluginDecl {
     pub options: Value,
 }
 
+/// The `logger` `name` that selects the built-in JSON logger (the reference's pino logger).
+pub const JSON_LOGGER: &str = "pino";
+
 impl PluginDecl {
     /// True when this declaration refers to an external library (`name` or `path` set), which
     /// takes precedence over `type` (server.md §1.6 resolution order).
     pub fn is_external(&self) -> bool {
         self.name.is_some() || self.path.is_some()
+    }
+
+    /// Whether `name` selects the built-in called `builtin` rather than a library, as
+    /// `logger: {name: pino}` does (server.md §1.6 per-section rules); a `path` always means a
+    /// library.
+    pub fn names_builtin(&self, builtin: &str) -> bool {
+        self.path.is_none() && self.name.as_deref() == Some(builtin)
     }
 
     /// The library files to try, in order:

@@ -845,6 +845,19 @@ fn log_level_accepts_numbers_and_names() {
     let c = ok("logLevel: 2\nlogger: {options: {logLevel: DEBUG}}\n");
     assert_eq!(c.log_level, LogLevel::Warn);
     assert_eq!(c.effective_log_level(), LogLevel::Debug);
+    // The built-in JSON logger is checked like the std-out one; a library is not.
+    assert_error(
+        "logger: {name: pino, options: {logLevel: LOUD}}\n",
+        "/logger/options/logLevel: must be one of",
+    );
+    let c = ok("logger: {name: pino, options: {logLevel: ERROR}}\n");
+    assert!(c.logger.names_builtin(JSON_LOGGER));
+    assert_eq!(c.effective_log_level(), LogLevel::Error);
+    assert!(
+        !ok("logger: {path: ./pino.so}\n")
+            .logger
+            .names_builtin(JSON_LOGGER)
+    );
 }
 
 #[test]

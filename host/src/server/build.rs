@@ -7,7 +7,7 @@ use deepstream_plugin::abi::{PluginLibraryRef, Slot};
 
 use crate::{
     auth::{FileAuthentication, HttpAuthentication, StorageAuthentication},
-    config::{Config, EndpointKind, PluginDecl},
+    config::{Config, EndpointKind, JSON_LOGGER, PluginDecl},
     plugin::{Library, LoadError, Loader, adapters::PluginService},
     services::{
         Authentication, ClusterNode, ClusterRegistry, ConnectionListener, Lifecycle, LockRegistry,
@@ -177,7 +177,9 @@ pub fn build(config: &Config) -> Result<Services, BuildError> {
     };
     let server_name = config.server_name.clone();
 
-    let logger: Arc<dyn Logger> = if config.logger.is_external() {
+    let logger: Arc<dyn Logger> = if config.logger.names_builtin(JSON_LOGGER) {
+        b.builtin("logger", builtin::BuiltinLogger::json(LogLevel::Info))
+    } else if config.logger.is_external() {
         b.plugin("logger", &config.logger, Slot::Logger, |m| m.new_logger())?
     } else {
         // `colors` defaults to on (server.md §1); as the reference's chalk does, colours
@@ -191,7 +193,10 @@ pub fn build(config: &Config) -> Result<Services, BuildError> {
             .unwrap_or(true)
             && std::io::stdout().is_terminal()
             && std::io::stderr().is_terminal();
-        b.builtin("logger", builtin::StdoutLogger::new(LogLevel::Info, colors))
+        b.builtin(
+            "logger",
+            builtin::BuiltinLogger::text(LogLevel::Info, colors),
+        )
     };
     crate::logging::set_logger(logger.clone(), config.effective_log_level());
 
@@ -207,6 +212,8 @@ pub fn build(config: &Config) -> Result<Services, BuildError> {
             }
         }
     }
+    let monitoring: Arc<dyn Monitoring> = Arc::new(builtin::CombinedMonitoring(monitoring));
+    crate::logging::set_monitoring(monitoring.clone());
 
     let storage: Arc<dyn RecordStore> = if config.storage.is_external() {
         b.plugin("storage", &config.storage, Slot::Storage, |m| {
@@ -343,7 +350,7 @@ pub fn build(config: &Config) -> Result<Services, BuildError> {
 
     Ok(Services {
         logger,
-        monitoring: Arc::new(builtin::CombinedMonitoring(monitoring)),
+        monitoring,
         storage,
         cache,
         records,

@@ -156,31 +156,110 @@ impl RecordStore for NoopStorage {
     }
 }
 
-/// `logger: {type: default}`: `<namespace> | <EVENT> | <message>` lines; DEBUG, INFO and FATAL
-/// to stdout, WARN and ERROR to stderr (server.md §2.4.5).
-pub struct StdoutLogger {
-    /// Lowest level written.
+/// The built-in loggers (server.md §2.4.5).
+pub struct BuiltinLogger {
+    /// Lowest level written; `logLevel` and SIGHUP reloads change it.
     level: RwLock<LogLevel>,
-    /// Whether to colour lines by level.
-    colors: bool,
+    /// How lines look and where they go.
+    format: LineFormat,
 }
 
-impl StdoutLogger {
-    pub fn new(level: LogLevel, colors: bool) -> Self {
-        StdoutLogger {
+enum LineFormat {
+    /// `logger: {type: default}`: `<namespace> | <EVENT> | <message>`; DEBUG, INFO and FATAL to
+    /// stdout, WARN and ERROR to stderr.
+    Text {
+        /// Whether to colour lines by level.
+        colors: bool,
+    },
+    /// `logger: {name: pino}`: one JSON object per line on stdout with pino's standard fields
+    /// (numeric `level`, `time` in ms, `pid`, `hostname`) plus `event`, `message` and, for
+    /// plugin lines, `namespace`, so log shippers that read pino output read ours.
+    Json {
+        /// The `pid` field.
+        pid: u32,
+        /// The `hostname` field, read once.
+        hostname: String,
+    },
+}
+
+/// One line of JSON output.
+#[derive(serde::Serialize)]
+struct JsonLine<'a> {
+    level: u8,
+    time: u128,
+    pid: u32,
+    hostname: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    namespace: &'a str,
+    event: &'a str,
+    message: &'a str,
+}
+
+impl BuiltinLogger {
+    /// The std-out logger.
+    pub fn text(level: LogLevel, colors: bool) -> Self {
+        BuiltinLogger {
             level: RwLock::new(level),
-            colors,
+            format: LineFormat::Text { colors },
+        }
+    }
+
+    /// The JSON (pino) logger.
+    pub fn json(level: LogLevel) -> Self {
+        let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|name| name.trim().to_owned())
+            .or_else(|_| std::env::var("HOSTNAME"))
+            .unwrap_or_default();
+        BuiltinLogger {
+            level: RwLock::new(level),
+            format: LineFormat::Json {
+                pid: std::process::id(),
+                hostname,
+            },
+        }
+    }
+
+    fn text_line(
+        level: LogLevel,
+        namespace: &str,
+        event: &str,
+        message: &str,
+        colors: bool,
+    ) -> String {
+        let mut line = String::with_capacity(namespace.len() + event.len() + message.len() + 16);
+        if !namespace.is_empty() {
+            line.push_str(namespace);
+            line.push_str(" | ");
+        }
+        line.push_str(event);
+        line.push_str(" | ");
+        line.push_str(message);
+        if colors {
+            let colour = match level {
+                LogLevel::Debug => "37",
+                LogLevel::Info => "32",
+                LogLevel::Warn => "33",
+                LogLevel::Error => "31",
+                LogLevel::Fatal => "34",
+            };
+            line = format!("\x1b[{colour}m{line}\x1b[0m");
+        }
+        line.push('\n');
+        line
+    }
+}
+
+impl Lifecycle for BuiltinLogger {
+    fn description(&self) -> String {
+        let level = format!("{:?}", *self.level.read()).to_uppercase();
+        match self.format {
+            LineFormat::Text { .. } => format!("STD OUT/ERR AT LEVEL {level}"),
+            LineFormat::Json { .. } => format!("JSON lines on stdout at level {level}"),
         }
     }
 }
 
-impl Lifecycle for StdoutLogger {
-    fn description(&self) -> String {
-        format!("std out/err at level {:?}", *self.level.read()).to_uppercase()
-    }
-}
-
-impl Logger for StdoutLogger {
+impl Logger for BuiltinLogger {
     fn should_log(&self, level: LogLevel) -> bool {
         level >= *self.level.read()
     }
@@ -193,30 +272,46 @@ impl Logger for StdoutLogger {
         if !self.should_log(level) {
             return;
         }
-        let mut line = String::with_capacity(namespace.len() + event.len() + message.len() + 16);
-        if !namespace.is_empty() {
-            line.push_str(namespace);
-            line.push_str(" | ");
-        }
-        line.push_str(event);
-        line.push_str(" | ");
-        line.push_str(message);
-        if self.colors {
-            let colour = match level {
-                LogLevel::Debug => "37",
-                LogLevel::Info => "32",
-                LogLevel::Warn => "33",
-                LogLevel::Error => "31",
-                LogLevel::Fatal => "34",
-            };
-            line = format!("\x1b[{colour}m{line}\x1b[0m");
-        }
-        line.push('\n');
-        // Nothing sensible can be done when stdout/stderr are gone.
-        let _ = match level {
-            LogLevel::Warn | LogLevel::Error => std::io::stderr().write_all(line.as_bytes()),
-            _ => std::io::stdout().write_all(line.as_bytes()),
+        // One write per line, so lines from several threads never interleave; nothing
+        // sensible can be done when stdout/stderr are gone.
+        let _ = match &self.format {
+            LineFormat::Text { colors } => {
+                let line = Self::text_line(level, namespace, event, message, *colors);
+                match level {
+                    LogLevel::Warn | LogLevel::Error => {
+                        std::io::stderr().write_all(line.as_bytes())
+                    }
+                    _ => std::io::stdout().write_all(line.as_bytes()),
+                }
+            }
+            LineFormat::Json { pid, hostname } => {
+                let line = JsonLine {
+                    level: pino_level(level),
+                    time: std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |since| since.as_millis()),
+                    pid: *pid,
+                    hostname,
+                    namespace,
+                    event,
+                    message,
+                };
+                let mut text = serde_json::to_vec(&line).unwrap_or_default();
+                text.push(b'\n');
+                std::io::stdout().write_all(&text)
+            }
         };
+    }
+}
+
+/// pino's numeric level for a deepstream level.
+fn pino_level(level: LogLevel) -> u8 {
+    match level {
+        LogLevel::Debug => 20,
+        LogLevel::Info => 30,
+        LogLevel::Warn => 40,
+        LogLevel::Error => 50,
+        LogLevel::Fatal => 60,
     }
 }
 
