@@ -3,8 +3,11 @@
 //! The core logs with `tracing` macros (an `event` field carries deepstream's EVENT name,
 //! server.md Appendix B). A layer hands every event to the configured logger — the built-in
 //! std-out logger or a plugin — so a logger plugin sees the server's own lines as well as
-//! every other plugin's. WARN, ERROR and FATAL lines also go to monitoring's `onErrorLog`
-//! (server.md §2.4.6).
+//! every other plugin's. WARN and ERROR lines also go to monitoring's `onErrorLog` (server.md
+//! §2.4.6), whatever the logger's level, so monitoring counts errors even when they are not
+//! printed. (`tracing` has no FATAL level: a plugin's FATAL line arrives as ERROR.) Unlike the
+//! reference's pino logger, which reports ERROR and up of the root logger only, the rule is
+//! the same for every logger and for plugin lines.
 
 use std::{cell::Cell, fmt::Write as _, sync::Arc};
 
@@ -26,20 +29,59 @@ use crate::{
 /// The logger in force, and whether logging is off altogether (`logLevel: OFF`).
 static LOGGER: RwLock<Option<(Arc<dyn Logger>, bool)>> = RwLock::new(None);
 
-/// Told about every WARN, ERROR and FATAL line that is logged.
+/// Told about every WARN and ERROR line.
 static MONITORING: RwLock<Option<Arc<dyn Monitoring>>> = RwLock::new(None);
 
 thread_local! {
-    /// Set while a logger runs, so a logger that itself logs cannot recurse.
+    /// Set while a logger or monitoring runs, so one that itself logs cannot recurse.
     static IN_LOGGER: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Holds [`IN_LOGGER`] set on this thread; clears it when dropped, even by a panic.
+struct InLogger;
+
+impl InLogger {
+    /// `None` when this thread is already inside a logger or monitoring call.
+    fn enter() -> Option<InLogger> {
+        if IN_LOGGER.replace(true) {
+            return None;
+        }
+        Some(InLogger)
+    }
+}
+
+impl Drop for InLogger {
+    fn drop(&mut self) {
+        IN_LOGGER.set(false);
+    }
+}
+
+/// The logger, if it writes `level` lines (asked without holding the lock).
+fn logger_for(level: LogLevel) -> Option<Arc<dyn Logger>> {
+    let (logger, off) = LOGGER.read().clone()?;
+    (!off && logger.should_log(level)).then_some(logger)
+}
+
+/// Monitoring, for the lines it hears of.
+fn monitoring_for(level: LogLevel) -> Option<Arc<dyn Monitoring>> {
+    if level >= LogLevel::Warn {
+        MONITORING.read().clone()
+    } else {
+        None
+    }
 }
 
 /// Installs the routing layer with a std-out logger at INFO until the config says otherwise.
 pub fn init() {
-    *LOGGER.write() = Some((Arc::new(BuiltinLogger::text(LogLevel::Info, false)), false));
+    use_startup_logger();
     let subscriber = tracing_subscriber::registry().with(Route);
     // A second init (tests) keeps the first subscriber.
     let _ = tracing::subscriber::set_global_default(subscriber);
+}
+
+/// The std-out logger at INFO, as before the config is read.
+fn use_startup_logger() {
+    *LOGGER.write() = Some((Arc::new(BuiltinLogger::text(LogLevel::Info, false)), false));
 }
 
 /// Makes `logger` the destination of every log line.
@@ -83,13 +125,18 @@ struct Fields {
 }
 
 impl Fields {
-    /// Hands the line to the logger and, from WARN up, to monitoring's `onErrorLog`.
-    fn deliver(&self, level: LogLevel, logger: &dyn Logger, monitoring: Option<&dyn Monitoring>) {
+    /// Hands the line to the logger (when it writes it) and to monitoring (when it hears of it).
+    fn deliver(
+        &self,
+        level: LogLevel,
+        logger: Option<&dyn Logger>,
+        monitoring: Option<&dyn Monitoring>,
+    ) {
         let message = self.message.trim_start();
-        logger.log(level, &self.namespace, &self.event, message);
-        if level >= LogLevel::Warn
-            && let Some(monitoring) = monitoring
-        {
+        if let Some(logger) = logger {
+            logger.log(level, &self.namespace, &self.event, message);
+        }
+        if let Some(monitoring) = monitoring {
             monitoring.on_error_log(level, &self.event, message);
         }
     }
@@ -129,30 +176,29 @@ impl<S: Subscriber> Layer<S> for Route {
     }
 
     fn enabled(&self, metadata: &Metadata<'_>, _context: Context<'_, S>) -> bool {
-        if IN_LOGGER.get() {
-            return false;
-        }
-        // The lock is not held across the logger's call, and a plugin logger that logs from
-        // `should_log` is not asked again (the same as from `log`).
-        let Some((logger, off)) = LOGGER.read().clone() else {
+        // A plugin logger that logs from `should_log` is not asked again (the same as from
+        // `log`).
+        let Some(_inside) = InLogger::enter() else {
             return false;
         };
-        if off {
-            return false;
-        }
-        IN_LOGGER.set(true);
-        let enabled = logger.should_log(LogLevel::from(metadata.level()));
-        IN_LOGGER.set(false);
-        enabled
+        let level = LogLevel::from(metadata.level());
+        monitoring_for(level).is_some() || logger_for(level).is_some()
     }
 
     fn on_event(&self, event: &Event<'_>, _context: Context<'_, S>) {
-        let Some((logger, _)) = LOGGER.read().clone() else {
+        let Some(_inside) = InLogger::enter() else {
             return;
+        };
+        let level = LogLevel::from(event.metadata().level());
+        let monitoring = monitoring_for(level);
+        // `enabled` asked the logger already unless monitoring wanted the line anyway.
+        let logger = if monitoring.is_some() {
+            logger_for(level)
+        } else {
+            LOGGER.read().as_ref().map(|(logger, _)| logger.clone())
         };
         let mut fields = Fields::default();
         event.record(&mut fields);
-        let level = LogLevel::from(event.metadata().level());
         if fields.event.is_empty() {
             fields.event = match level {
                 LogLevel::Debug => "DEBUG",
@@ -162,11 +208,7 @@ impl<S: Subscriber> Layer<S> for Route {
             }
             .to_owned();
         }
-        let monitoring = MONITORING.read().clone();
-        // Neither a logger nor a monitoring plugin that logs while called is heard again.
-        IN_LOGGER.set(true);
-        fields.deliver(level, logger.as_ref(), monitoring.as_deref());
-        IN_LOGGER.set(false);
+        fields.deliver(level, logger.as_deref(), monitoring.as_deref());
     }
 }
 
@@ -177,9 +219,29 @@ mod tests {
     use super::*;
     use crate::services::Lifecycle;
 
-    /// Keeps what it is given: (level, event, message) per call.
-    #[derive(Default)]
-    struct Recorder(Mutex<Vec<(LogLevel, String, String)>>);
+    /// Keeps what it is given: (level, event, message) per call; as a logger, prints nothing
+    /// below `threshold`.
+    struct Recorder {
+        threshold: LogLevel,
+        heard: Mutex<Vec<(LogLevel, String, String)>>,
+    }
+
+    impl Recorder {
+        fn new(threshold: LogLevel) -> Arc<Recorder> {
+            Arc::new(Recorder {
+                threshold,
+                heard: Mutex::default(),
+            })
+        }
+
+        fn events(&self) -> Vec<String> {
+            self.heard
+                .lock()
+                .iter()
+                .map(|(_, event, _)| event.clone())
+                .collect()
+        }
+    }
 
     impl Lifecycle for Recorder {
         fn description(&self) -> String {
@@ -188,48 +250,52 @@ mod tests {
     }
 
     impl Logger for Recorder {
-        fn should_log(&self, _level: LogLevel) -> bool {
-            true
+        fn should_log(&self, level: LogLevel) -> bool {
+            level >= self.threshold
         }
 
         fn set_log_level(&self, _level: LogLevel) {}
 
         fn log(&self, level: LogLevel, _namespace: &str, event: &str, message: &str) {
-            self.0.lock().push((level, event.into(), message.into()));
+            self.heard
+                .lock()
+                .push((level, event.into(), message.into()));
         }
     }
 
     impl Monitoring for Recorder {
         fn on_error_log(&self, level: LogLevel, event: &str, message: &str) {
-            self.0.lock().push((level, event.into(), message.into()));
+            self.heard
+                .lock()
+                .push((level, event.into(), message.into()));
         }
     }
 
     #[test]
-    fn monitoring_hears_of_warnings_and_errors_only() {
-        let (logger, monitoring) = (Recorder::default(), Recorder::default());
-        for (level, event) in [
-            (LogLevel::Debug, "A"),
-            (LogLevel::Info, "B"),
-            (LogLevel::Warn, "C"),
-            (LogLevel::Error, "D"),
-            (LogLevel::Fatal, "E"),
-        ] {
-            let fields = Fields {
-                event: event.into(),
-                namespace: String::new(),
-                message: format!(" line {event}"),
-            };
-            fields.deliver(level, &logger, Some(&monitoring));
-        }
-        assert_eq!(logger.0.lock().len(), 5, "the logger gets every line");
-        assert_eq!(
-            *monitoring.0.lock(),
-            [
-                (LogLevel::Warn, "C".into(), "line C".into()),
-                (LogLevel::Error, "D".into(), "line D".into()),
-                (LogLevel::Fatal, "E".into(), "line E".into()),
-            ]
+    fn monitoring_hears_of_warnings_and_errors_even_when_the_logger_prints_none() {
+        init();
+        let monitoring = Recorder::new(LogLevel::Debug);
+        let logger = Recorder::new(LogLevel::Fatal);
+        // Tests that build a server install their own logger and monitoring: try until both
+        // of ours were in place for one round.
+        let heard = (0..50).any(|_| {
+            monitoring.heard.lock().clear();
+            set_logger(logger.clone(), config::LogLevel::Fatal);
+            set_monitoring(monitoring.clone());
+            tracing::info!(event = "TEST_INFO", "not an error");
+            tracing::warn!(event = "TEST_WARN", "a warning");
+            tracing::error!(event = "TEST_ERROR", "an error");
+            monitoring.events() == ["TEST_WARN", "TEST_ERROR"]
+        });
+        assert!(heard, "monitoring heard {:?}", monitoring.events());
+        assert!(
+            !logger
+                .events()
+                .iter()
+                .any(|event| event.starts_with("TEST_")),
+            "the logger printed {:?}",
+            logger.events()
         );
+        use_startup_logger();
     }
 }

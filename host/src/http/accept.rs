@@ -6,6 +6,8 @@
 //! waiting connection is accepted and closed at once (its client sees the connection end
 //! instead of hanging) and the spare is opened again. The operator gets one log line naming the
 //! limit when it is reached and one when connections are accepted again, not one per attempt.
+//! Without a spare (it could not be opened), connections wait in the backlog and accepting is
+//! retried every [`RETRY_AFTER`].
 
 use std::{fs::File, io, net::SocketAddr, time::Duration};
 
@@ -27,9 +29,20 @@ pub struct Acceptor {
 
 impl Acceptor {
     pub fn new(listener: TcpListener) -> Acceptor {
+        let spare = match open_spare() {
+            Ok(spare) => Some(spare),
+            Err(error) => {
+                tracing::warn!(
+                    event = "CONNECTION_ERROR",
+                    "cannot hold a spare file descriptor ({error}): at the open-files limit new \
+                     connections will wait instead of being closed"
+                );
+                None
+            }
+        };
         Acceptor {
             listener,
-            spare: open_spare(),
+            spare,
             refused: None,
         }
     }
@@ -44,11 +57,14 @@ impl Acceptor {
             match self.listener.accept().await {
                 Ok(accepted) => {
                     if let Some(refused) = self.refused.take() {
-                        tracing::warn!(
-                            event = "CONNECTION_ERROR",
+                        tracing::info!(
+                            event = "INFO",
                             "accepting connections again (refused {refused} while out of file \
                              descriptors)"
                         );
+                    }
+                    if self.spare.is_none() {
+                        self.spare = open_spare().ok();
                     }
                     return accepted;
                 }
@@ -56,7 +72,8 @@ impl Acceptor {
                 Err(error) => {
                     tracing::error!(
                         event = "CONNECTION_ERROR",
-                        "cannot accept a connection: {error}; retrying in 100 ms"
+                        "cannot accept a connection: {error}; retrying in {} ms",
+                        RETRY_AFTER.as_millis()
                     );
                     tokio::time::sleep(RETRY_AFTER).await;
                 }
@@ -68,50 +85,60 @@ impl Acceptor {
     async fn refuse_one(&mut self, error: &io::Error) {
         if self.refused.is_none() {
             self.refused = Some(0);
+            let then = if self.spare.is_some() {
+                "new connections are closed at once until some close"
+            } else {
+                "new connections wait until some close"
+            };
             tracing::error!(
                 event = "CONNECTION_ERROR",
-                "cannot accept connections: {error} (open files limit: {}); new connections \
-                 are closed at once until some close",
-                open_files_limit()
+                "cannot accept connections: {error} ({}); {then}",
+                limit(error)
             );
         }
-        let had_spare = self.spare.take().is_some();
-        if had_spare
-            && let Ok(Ok((stream, _))) =
+        let mut closed = false;
+        if self.spare.take().is_some() {
+            if let Ok(Ok((stream, _))) =
                 tokio::time::timeout(RETRY_AFTER, self.listener.accept()).await
-        {
-            drop(stream);
-            if let Some(refused) = &mut self.refused {
-                *refused += 1;
+            {
+                drop(stream);
+                closed = true;
+                if let Some(refused) = &mut self.refused {
+                    *refused += 1;
+                }
             }
+            self.spare = open_spare().ok();
         }
-        self.spare = open_spare();
-        if self.spare.is_none() {
-            // Something else took the descriptor: nothing to give up, so wait instead of
+        if !closed {
+            // Nothing to give up, or something else took the descriptor: wait instead of
             // failing in a loop.
             tokio::time::sleep(RETRY_AFTER).await;
         }
     }
 }
 
-fn open_spare() -> Option<File> {
-    File::open("/dev/null").ok()
+fn open_spare() -> io::Result<File> {
+    File::open("/dev/null")
 }
 
 fn out_of_descriptors(error: &io::Error) -> bool {
     matches!(error.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
 }
 
-/// The soft `RLIMIT_NOFILE` (what `ulimit -n` shows), for the log line.
-fn open_files_limit() -> String {
+/// Which limit was reached, for the log line: the process's (what `ulimit -n` shows) or the
+/// system's.
+fn limit(error: &io::Error) -> String {
+    if error.raw_os_error() == Some(libc::ENFILE) {
+        return "the system-wide open files limit, fs.file-max".into();
+    }
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: getrlimit writes one rlimit into the struct it is given.
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
-        limit.rlim_cur.to_string()
+        format!("open files limit: {}", limit.rlim_cur)
     } else {
-        "unknown".into()
+        "the open files limit".into()
     }
 }

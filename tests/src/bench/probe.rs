@@ -1,9 +1,10 @@
 //! Server-side cost from `/proc/PID`: CPU time (`stat` utime and stime of all threads, in clock
 //! ticks) and memory (`status` VmRSS now, VmHWM = peak RSS of the process lifetime).
 //!
-//! The kernel share (stime) is kept apart: on loopback it is mostly the TCP path both servers
-//! pay per message (including delivery into the client's socket, which runs on the sender's
-//! CPU), so it bounds how far any server can get below another in CPU per operation.
+//! The kernel share (stime) is kept apart: on loopback it is mostly the TCP path of the socket
+//! calls (including delivery into the client's socket, which runs on the sender's CPU). Where
+//! every operation needs its own calls (one request, one reply), it is a cost no user-space
+//! work removes.
 
 use tokio::time::Instant;
 
