@@ -85,6 +85,12 @@ pub fn base_config(port: u16) -> String {
     )
 }
 
+/// A YAML scalar holding `text` exactly (a JSON string is a YAML double-quoted scalar), for
+/// paths and URLs written into configs.
+pub fn quoted(text: &str) -> String {
+    serde_json::to_string(text).expect("a string")
+}
+
 /// A running `deepstream start`; killed on drop.
 pub struct ServerProcess {
     /// The child process.

@@ -34,7 +34,7 @@ use std::{
 use deepstream::protocol::{ConnectionAction, EventAction, Message, RecordAction, Topic};
 use deepstream_tests::{
     PgTable, RawClient, RedisKeys, ServerProcess, base_config, free_port, library, pg_client,
-    pg_url, redis_connection, redis_url, unique_name,
+    pg_url, quoted, redis_connection, redis_url, unique_name,
 };
 use serde_json::{Value, json};
 use tokio::{
@@ -501,10 +501,6 @@ fn stop(server: ServerProcess) {
         status.success(),
         "deepstream exited with {status}:\n{output}"
     );
-}
-
-fn quoted(text: &str) -> String {
-    serde_json::to_string(text).expect("a string")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -19,7 +19,7 @@ use std::{collections::BTreeMap, path::Path, time::Duration};
 use deepstream::protocol::{Message, RecordAction, Topic};
 use deepstream_tests::{
     PgTable, RawClient, RedisKeys, ServerProcess, base_config, free_port, library, pg_client,
-    pg_url, redis_connection, redis_url, unique_name,
+    pg_url, quoted, redis_connection, redis_url, unique_name,
 };
 use serde_json::{Value, json};
 
@@ -35,10 +35,6 @@ const SUBSCRIBED: usize = 20;
 const ROUNDS: usize = 3;
 
 /// A YAML scalar holding `text` exactly (a JSON string is a YAML double-quoted scalar).
-fn quoted(text: &str) -> String {
-    serde_json::to_string(text).expect("a string")
-}
-
 fn sqlite_config(port: u16, database: &Path) -> String {
     format!(
         "{}storage:\n  path: {}\n  options:\n    path: {}\n",
@@ -60,6 +56,62 @@ fn postgres_redis_config(port: u16, table: &PgTable, keys: &RedisKeys) -> String
         quoted(&redis_url()),
         quoted(&keys.prefix),
     )
+}
+
+/// A server on `storage-postgres` with `cache-redis`, its records under a table and a key
+/// prefix of their own.
+struct PostgresRedis {
+    /// Where the cache is emptied to make the server read from PostgreSQL.
+    redis: redis::aio::MultiplexedConnection,
+    /// The storage table, read directly to check what PostgreSQL holds.
+    table: PgTable,
+    /// The cache's key prefix.
+    keys: RedisKeys,
+    port: u16,
+    config: String,
+}
+
+impl PostgresRedis {
+    /// Fails naming the service when PostgreSQL or Redis is unreachable.
+    async fn new(tag: &str) -> PostgresRedis {
+        let redis = redis_connection().await;
+        drop(pg_client().await);
+        let (table, keys, port) = (PgTable::new(tag), RedisKeys::new(tag), free_port());
+        let config = postgres_redis_config(port, &table, &keys);
+        PostgresRedis {
+            redis,
+            table,
+            keys,
+            port,
+            config,
+        }
+    }
+
+    fn start(&self) -> ServerProcess {
+        ServerProcess::start(&self.config, self.port)
+    }
+
+    /// Stops `server` and checks that PostgreSQL holds `expected` (names under `prefix`).
+    async fn stop_and_check_storage(
+        &self,
+        server: ServerProcess,
+        prefix: &str,
+        expected: &Written,
+    ) {
+        stop(server);
+        assert_holds(&self.table.rows(prefix).await, expected, "PostgreSQL");
+    }
+
+    /// Empties the cache, starts a server and reads `expected` back (from PostgreSQL).
+    async fn restart_without_cache(&mut self, expected: &Written) -> ServerProcess {
+        assert!(
+            self.keys.clear(&mut self.redis).await > 0,
+            "the records were in Redis"
+        );
+        let server = self.start();
+        assert_read_back(self.port, expected, "after the restart without cache").await;
+        server
+    }
 }
 
 /// Stops `server` with SIGTERM and checks it exited cleanly.
@@ -320,32 +372,23 @@ fn assert_holds(found: &Written, expected: &Written, backend: &str) {
 
 #[tokio::test]
 async fn postgres_redis_records_survive_a_restart_and_the_loss_of_the_cache() {
-    let mut redis = redis_connection().await;
-    drop(pg_client().await);
-    let table = PgTable::new("ds_persist");
-    let keys = RedisKeys::new("ds_persist");
-    let port = free_port();
-    let config = postgres_redis_config(port, &table, &keys);
-    let prefix = unique_name("persist");
+    let mut backends = PostgresRedis::new("ds_persist").await;
+    let (port, prefix) = (backends.port, unique_name("persist"));
 
-    let server = ServerProcess::start(&config, port);
+    let server = backends.start();
     let written = write_some_records(port, &prefix).await;
     assert_read_back(port, &written, "before the restart").await;
-    stop(server);
-    assert_holds(&table.rows(&prefix).await, &written, "PostgreSQL");
+    backends
+        .stop_and_check_storage(server, &prefix, &written)
+        .await;
 
     // The cache survives the restart: read back from Redis.
-    let server = ServerProcess::start(&config, port);
+    let server = backends.start();
     assert_read_back(port, &written, "after the restart").await;
     stop(server);
 
     // Redis loses everything: read back from PostgreSQL, which refills the cache.
-    assert!(
-        keys.clear(&mut redis).await > 0,
-        "the records were in Redis"
-    );
-    let server = ServerProcess::start(&config, port);
-    assert_read_back(port, &written, "after the restart without cache").await;
+    let server = backends.restart_without_cache(&written).await;
     // A subscription loads the record through its queue, which copies a storage hit into the
     // cache. (A one-off READ does not: host/src/record/request.rs `lookup` promotes only for
     // the queue, so that a copy can never land after a newer write.)
@@ -366,9 +409,9 @@ async fn postgres_redis_records_survive_a_restart_and_the_loss_of_the_cache() {
     };
     assert_eq!(response.version, Some(2), "{response:?}");
     let cached: Vec<Option<String>> = redis::cmd("MGET")
-        .arg(format!("{}{list}_v", keys.prefix))
-        .arg(format!("{}{list}_d", keys.prefix))
-        .query_async(&mut redis)
+        .arg(format!("{}{list}_v", backends.keys.prefix))
+        .arg(format!("{}{list}_d", backends.keys.prefix))
+        .query_async(&mut backends.redis)
         .await
         .unwrap();
     assert_eq!(
@@ -380,7 +423,7 @@ async fn postgres_redis_records_survive_a_restart_and_the_loss_of_the_cache() {
     assert_eq!(cached_data, json!(["x", "y", "z"]));
     assert_writes_continue(port, &format!("{prefix}/plain"), 3).await;
     stop(server);
-    let rows = table.rows(&prefix).await;
+    let rows = backends.table.rows(&prefix).await;
     assert_eq!(
         rows[&format!("{prefix}/plain")],
         (4, json!({"next": 1})),
@@ -599,25 +642,15 @@ async fn file_concurrent_writers_end_at_the_number_of_accepted_writes() {
 
 #[tokio::test]
 async fn postgres_redis_concurrent_writers_end_at_the_number_of_accepted_writes() {
-    let mut redis = redis_connection().await;
-    drop(pg_client().await);
-    let table = PgTable::new("ds_contend");
-    let keys = RedisKeys::new("ds_contend");
-    let port = free_port();
-    let config = postgres_redis_config(port, &table, &keys);
+    let mut backends = PostgresRedis::new("ds_contend").await;
     let prefix = unique_name("contend");
 
-    let server = ServerProcess::start(&config, port);
-    let expected = contend_rounds(port, &prefix).await;
-    assert_read_back(port, &expected, "after the writes").await;
-    stop(server);
-    assert_holds(&table.rows(&prefix).await, &expected, "PostgreSQL");
+    let server = backends.start();
+    let expected = contend_rounds(backends.port, &prefix).await;
+    assert_read_back(backends.port, &expected, "after the writes").await;
+    backends
+        .stop_and_check_storage(server, &prefix, &expected)
+        .await;
 
-    assert!(
-        keys.clear(&mut redis).await > 0,
-        "the records were in Redis"
-    );
-    let server = ServerProcess::start(&config, port);
-    assert_read_back(port, &expected, "after the restart without cache").await;
-    stop(server);
+    stop(backends.restart_without_cache(&expected).await);
 }
