@@ -4,6 +4,7 @@
 // The wire tap hooks the client's own socket factory (the `socketFactory` client option), so
 // the client behaves exactly as in production; we only observe the decoded frames.
 
+import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
@@ -111,15 +112,6 @@ export const is = {
   emit: (name) => is.msg(TOPIC.EVENT, EVENT_ACTION.EMIT, { name }),
 };
 
-/**
- * A DeepstreamClient plus recorders:
- *   received  decoded frames the client got (after the client handled them)
- *   sent      messages the client wrote
- *   states    connectionStateChanged values
- *   errors    {msg, event, topic} from client.on('error', …)
- *   sockets   'open' / 'close' of the underlying WebSocket
- * The client connects immediately (no lazyConnect); call login() to authenticate.
- */
 /** Provides the RPC `name` and resolves once the server acknowledged the PROVIDE carrying it. */
 export async function provideRpc(client, name, callback) {
   const from = client.received.mark();
@@ -132,6 +124,35 @@ export async function provideRpc(client, name, callback) {
   await client.received.seen(is.ack(C.TOPIC.RPC, C.RPC_ACTION.PROVIDE, { correlationId }), `PROVIDE ack ${correlationId}`, DEFAULT_WAIT_MS, from);
 }
 
+/** getRecord and wait until it is ready. */
+export async function ready(client, name) {
+  const record = client.ds.record.getRecord(name);
+  await withTimeout(record.whenReady(), `${name} ready`);
+  return record;
+}
+
+/** Every value a record (or list) subscription callback is given. */
+export function changes(record, label = record.name) {
+  const seen = new Recorder(`${label} changes`);
+  record.subscribe((data) => seen.push(data));
+  return seen;
+}
+
+/** Waits until `record.get()` equals `expected`. */
+export async function until(seen, record, expected, what) {
+  const matches = () => { try { assert.deepEqual(record.get(), expected); return true; } catch { return false; } };
+  if (!matches()) await seen.next(matches, what);
+}
+
+/**
+ * A DeepstreamClient plus recorders:
+ *   received  decoded frames the client got (after the client handled them)
+ *   sent      messages the client wrote
+ *   states    connectionStateChanged values
+ *   errors    {msg, event, topic} from client.on('error', …)
+ *   sockets   'open' / 'close' of the underlying WebSocket
+ * The client connects immediately (no lazyConnect); call login() to authenticate.
+ */
 export class TestClient {
   constructor(url, options = {}) {
     this.url = url;

@@ -9,16 +9,10 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { scenario, pluginDir } from './harness.mjs';
-import { C, is, withTimeout, TOPIC } from './clients.mjs';
+import { C, is, ready, withTimeout, TOPIC } from './clients.mjs';
 
 const RA = C.RECORD_ACTION;
 const rec = (action, extra) => is.msg(TOPIC.RECORD, action, extra);
-
-async function ready(client, name) {
-  const record = client.ds.record.getRecord(name);
-  await withTimeout(record.whenReady(), `${name} ready`);
-  return record;
-}
 
 function sqliteStorage() {
   return { storage: { path: join(pluginDir(), 'libstorage_sqlite.so'), options: { path: 'records.sqlite' } } };

@@ -8,37 +8,17 @@
 
 import assert from 'node:assert/strict';
 import { scenario, IS_REFERENCE } from './harness.mjs';
-import { C, Recorder, is, withTimeout, TOPIC } from './clients.mjs';
+import { C, Recorder, changes, is, ready, until, withTimeout, TOPIC } from './clients.mjs';
 
 const RA = C.RECORD_ACTION;
 const rec = (action, extra) => is.msg(TOPIC.RECORD, action, extra);
 const loginAll = (h, server, names, options) => Promise.all(names.map((username) => h.loggedIn(server, { username }, options)));
-
-/** getRecord and wait until it is ready. */
-async function ready(client, name) {
-  const record = client.ds.record.getRecord(name);
-  await withTimeout(record.whenReady(), `${name} ready`);
-  return record;
-}
 
 /** getList and wait until it is ready. */
 async function readyList(client, name) {
   const list = client.ds.record.getList(name);
   await withTimeout(list.whenReady(), `list ${name} ready`);
   return list;
-}
-
-/** Every value a record (or list) subscription callback is given. */
-function changes(record, label = record.name) {
-  const seen = new Recorder(`${label} changes`);
-  record.subscribe((data) => seen.push(data));
-  return seen;
-}
-
-/** Waits until `record.get()` equals `expected`. */
-async function until(seen, record, expected, what) {
-  const matches = () => { try { assert.deepEqual(record.get(), expected); return true; } catch { return false; } };
-  if (!matches()) await seen.next(matches, what);
 }
 
 /** Sends a message the official client would never send (malformed writes). */

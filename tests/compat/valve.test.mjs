@@ -22,7 +22,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { scenario } from './harness.mjs';
 import { fileAuth } from './fixtures.mjs';
 import { toYaml, raw } from './yaml.mjs';
-import { C, DEFAULT_WAIT_MS, Recorder, TOPIC, is, withTimeout } from './clients.mjs';
+import { C, DEFAULT_WAIT_MS, Recorder, TOPIC, changes, is, ready, until, withTimeout } from './clients.mjs';
 
 const RA = C.RECORD_ACTION;
 const EA = C.EVENT_ACTION;
@@ -85,26 +85,6 @@ async function outcome(promise, what, timeoutMs = DEFAULT_WAIT_MS) {
 
 const DENIED = { ok: false, error: 'MESSAGE_DENIED' };
 const PERMISSION_ERROR = { ok: false, error: 'MESSAGE_PERMISSION_ERROR' };
-
-/** getRecord and wait until it is ready. */
-async function ready(client, name) {
-  const record = client.ds.record.getRecord(name);
-  await withTimeout(record.whenReady(), `${name} ready`);
-  return record;
-}
-
-/** Every value a record subscription callback is given. */
-function changes(record, label = record.name) {
-  const seen = new Recorder(`${label} changes`);
-  record.subscribe((data) => seen.push(data));
-  return seen;
-}
-
-/** Waits until `record.get()` equals `expected`. */
-async function until(seen, record, expected, what) {
-  const matches = () => { try { assert.deepEqual(record.get(), expected); return true; } catch { return false; } };
-  if (!matches()) await seen.next(matches, what);
-}
 
 /** Record writes (UPDATE / PATCH / ERASE broadcasts) for `name` a client received. */
 const writesOf = (client, name) => client.received.filter((m) => m.topic === TOPIC.RECORD && m.name === name
