@@ -93,7 +93,7 @@ pub fn set_logger(logger: Arc<dyn Logger>, level: config::LogLevel) {
     *LOGGER.write() = Some((logger, off));
 }
 
-/// Makes `monitoring` hear of the WARN, ERROR and FATAL lines logged from now on.
+/// Makes `monitoring` hear of the WARN and ERROR lines logged from now on.
 pub fn set_monitoring(monitoring: Arc<dyn Monitoring>) {
     *MONITORING.write() = Some(monitoring);
 }
@@ -190,13 +190,7 @@ impl<S: Subscriber> Layer<S> for Route {
             return;
         };
         let level = LogLevel::from(event.metadata().level());
-        let monitoring = monitoring_for(level);
-        // `enabled` asked the logger already unless monitoring wanted the line anyway.
-        let logger = if monitoring.is_some() {
-            logger_for(level)
-        } else {
-            LOGGER.read().as_ref().map(|(logger, _)| logger.clone())
-        };
+        let (logger, monitoring) = (logger_for(level), monitoring_for(level));
         let mut fields = Fields::default();
         event.record(&mut fields);
         if fields.event.is_empty() {
@@ -219,11 +213,11 @@ mod tests {
     use super::*;
     use crate::services::Lifecycle;
 
-    /// Keeps what it is given: (level, event, message) per call; as a logger, prints nothing
-    /// below `threshold`.
+    /// Keeps the event of every line it is given; as a logger, prints nothing below
+    /// `threshold`.
     struct Recorder {
         threshold: LogLevel,
-        heard: Mutex<Vec<(LogLevel, String, String)>>,
+        heard: Mutex<Vec<String>>,
     }
 
     impl Recorder {
@@ -235,11 +229,7 @@ mod tests {
         }
 
         fn events(&self) -> Vec<String> {
-            self.heard
-                .lock()
-                .iter()
-                .map(|(_, event, _)| event.clone())
-                .collect()
+            self.heard.lock().clone()
         }
     }
 
@@ -256,18 +246,14 @@ mod tests {
 
         fn set_log_level(&self, _level: LogLevel) {}
 
-        fn log(&self, level: LogLevel, _namespace: &str, event: &str, message: &str) {
-            self.heard
-                .lock()
-                .push((level, event.into(), message.into()));
+        fn log(&self, _level: LogLevel, _namespace: &str, event: &str, _message: &str) {
+            self.heard.lock().push(event.into());
         }
     }
 
     impl Monitoring for Recorder {
-        fn on_error_log(&self, level: LogLevel, event: &str, message: &str) {
-            self.heard
-                .lock()
-                .push((level, event.into(), message.into()));
+        fn on_error_log(&self, _level: LogLevel, event: &str, _message: &str) {
+            self.heard.lock().push(event.into());
         }
     }
 

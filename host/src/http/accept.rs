@@ -62,9 +62,10 @@ impl Acceptor {
                             "accepting connections again (refused {refused} while out of file \
                              descriptors)"
                         );
-                    }
-                    if self.spare.is_none() {
-                        self.spare = open_spare().ok();
+                        // Its reopening may have failed while descriptors were short.
+                        if self.spare.is_none() {
+                            self.spare = open_spare().ok();
+                        }
                     }
                     return accepted;
                 }

@@ -11,16 +11,11 @@ use tokio::time::Instant;
 #[derive(Debug, Clone)]
 pub struct ServerProbe {
     pid: u32,
-    /// Clock ticks per second (`getconf CLK_TCK`).
-    clk_tck: f64,
 }
 
 impl ServerProbe {
     pub fn new(pid: u32) -> Result<ServerProbe, String> {
-        let probe = ServerProbe {
-            pid,
-            clk_tck: ticks_per_second(),
-        };
+        let probe = ServerProbe { pid };
         probe
             .cpu_ticks()
             .ok_or_else(|| format!("cannot read /proc/{pid}/stat: is the server running?"))?;
@@ -64,8 +59,13 @@ pub struct Ticks {
 }
 
 impl Ticks {
-    fn total(self) -> u64 {
-        self.user + self.kernel
+    /// CPU seconds from `before` to these ticks: (total, kernel part).
+    fn seconds_since(self, before: Ticks) -> (f64, f64) {
+        let seconds = |now: u64, then: u64| now.saturating_sub(then) as f64 / ticks_per_second();
+        (
+            seconds(self.user + self.kernel, before.user + before.kernel),
+            seconds(self.kernel, before.kernel),
+        )
     }
 }
 
@@ -133,25 +133,18 @@ impl Window {
 
     pub fn finish(&self, probe: Option<&ServerProbe>) -> Measured {
         let seconds = self.started.elapsed().as_secs_f64();
-        let server = probe.zip(self.ticks).and_then(|(p, before)| {
-            let after = p.cpu_ticks()?;
-            let seconds = |after: u64, before: u64| after.saturating_sub(before) as f64 / p.clk_tck;
-            Some((
-                seconds(after.total(), before.total()),
-                seconds(after.kernel, before.kernel),
-            ))
-        });
-        let loadgen_cpu_seconds =
-            self.own_ticks
-                .zip(cpu_ticks("/proc/self/stat"))
-                .map(|(before, after)| {
-                    after.total().saturating_sub(before.total()) as f64 / ticks_per_second()
-                });
+        let server = probe
+            .zip(self.ticks)
+            .and_then(|(probe, before)| Some(probe.cpu_ticks()?.seconds_since(before)));
+        let loadgen = self
+            .own_ticks
+            .zip(cpu_ticks("/proc/self/stat"))
+            .map(|(before, after)| after.seconds_since(before));
         Measured {
             seconds,
             server_cpu_seconds: server.map(|(total, _)| total),
             server_kernel_cpu_seconds: server.map(|(_, kernel)| kernel),
-            loadgen_cpu_seconds,
+            loadgen_cpu_seconds: loadgen.map(|(total, _)| total),
         }
     }
 }
